@@ -1,0 +1,237 @@
+"""The one configuration loader used by every script.
+
+A config file holds `key=value` lines (`#` starts a comment); every key can be overridden on the
+command line as `--key value`. Each key is declared once in `KEYS` with its type and default
+(the paper's setting), so an unknown key or a bad value is an error that names the key, and the
+file and line it came from, before any work starts. `save_config` writes the resolved values as a
+config file next to a stage's outputs, so `-c` on that file reproduces the run.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from errors import UserFacingError
+from files import write_text_atomic
+
+# ---------------------------------------------------------------------------------------------
+# Value types: each parses a string or raises ArgumentTypeError with a message naming the rule.
+
+def _integer(low):
+    def integer(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}")
+        return value
+    return integer
+
+
+def _number(low, high=None, low_inclusive=True):
+    def number(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        too_low = value < low if low_inclusive else value <= low
+        if too_low or (high is not None and value > high) or value != value:
+            bound = f"{'>=' if low_inclusive else '>'} {low}" + (f" and <= {high}" if high is not None else "")
+            raise argparse.ArgumentTypeError(f"must be a number {bound}, got {text!r}")
+        return value
+    return number
+
+
+def boolean(text):
+    """1/0, true/false, yes/no (any case) -> bool; the TF2 port writes `full_episode=True`."""
+    lowered = str(text).strip().lower()
+    if lowered in ("1", "true", "yes"):
+        return True
+    if lowered in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected 1/0 or true/false, got {text!r}")
+
+
+def _choice(*options):
+    def choice(text):
+        if text not in options:
+            raise argparse.ArgumentTypeError(f"must be one of {', '.join(options)}; got {text!r}")
+        return text
+    return choice
+
+
+def _name(text):
+    """A non-empty string without path separators (it becomes a folder name)."""
+    if not text or "/" in text or "\\" in text or text in (".", ".."):
+        raise argparse.ArgumentTypeError(f"must be a plain folder name, got {text!r}")
+    return text
+
+
+positive_int, non_negative_int = _integer(1), _integer(0)
+positive_float, non_negative_float = _number(0.0, low_inclusive=False), _number(0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Every key: name -> (type, default, help). Defaults are the paper's settings (configs/carracing).
+
+KEYS = {
+    # experiment and layout
+    "exp_name": (_name, "WorldModels", "experiment name: outputs go to <results_dir>/<exp_name>/<env_name>/"),
+    "env_name": (_name, "CarRacing-v3", "gymnasium environment id"),
+    "results_dir": (str, "results", "root folder of all outputs"),
+    "seed": (non_negative_int, 0, "base seed: every episode, split and initialisation derives from it"),
+    "vision": (_choice("vae", "vaegan"), "vae", "vision model the later stages use"),
+    # rollouts (extract.py)
+    "num_episodes": (positive_int, 10000, "number of rollouts to collect"),
+    "max_frames": (positive_int, 1000, "maximum steps per episode"),
+    "min_frames": (non_negative_int, 100, "shorter rollouts are discarded and collected again"),
+    "full_episode": (boolean, True, "extract only: keep driving after a lap is finished, up to max_frames"),
+    "extract_policy": (_choice("white", "brownian", "linear"), "white",
+                       "exploration policy of extract.py; white covers the most track (bench/policy_coverage.py)"),
+    "extract_brownian_dt": (positive_float, 0.02, "time step of the brownian policy: a += sqrt(dt) * N(0, 1)"),
+    "extract_linear_stdev": (positive_float, 0.01, "linear policy: weights ~ N(0, s^2) with s ~ U(0, this)"),
+    # workers (extract.py, train.py)
+    "num_workers": (non_negative_int, 0, "parallel worker processes (0: one per CPU core)"),
+    "backend": (_choice("local", "ray"), "local", "local worker processes, or Ray tasks for a cluster"),
+    "ray_address": (str, "", "Ray cluster to join ('auto', 'ray://host:port'); empty starts a local instance"),
+    "worker_timeout": (positive_float, 900.0, "seconds before a task is declared hung, killed and retried"),
+    "worker_max_retries": (non_negative_int, 3, "times a failed task is retried before the run stops"),
+    # vision (V)
+    "z_size": (positive_int, 32, "size of the latent vector z"),
+    "vae_batch_size": (positive_int, 100, "frames per training batch"),
+    "vae_learning_rate": (positive_float, 0.0001, "Adam learning rate"),
+    "vae_kl_tolerance": (non_negative_float, 0.5, "KL is floored at kl_tolerance * z_size"),
+    "vae_num_epoch": (positive_int, 10, "training epochs"),
+    # memory (M)
+    "rnn_num_steps": (positive_int, 4000, "training steps"),
+    "rnn_max_seq_len": (positive_int, 1000, "length of the training sequences"),
+    "rnn_size": (positive_int, 256, "LSTM units"),
+    "rnn_batch_size": (positive_int, 100, "sequences per batch"),
+    "rnn_grad_clip": (positive_float, 1.0, "gradient norm clip"),
+    "rnn_num_mixture": (positive_int, 5, "Gaussians per latent dimension in the MDN"),
+    "rnn_learning_rate": (positive_float, 0.001, "Adam learning rate"),
+    "rnn_decay_rate": (_number(0.0, 1.0, low_inclusive=False), 1.0, "learning rate decay per step"),
+    "rnn_min_learning_rate": (non_negative_float, 0.00001, "floor of the decayed learning rate"),
+    "rnn_r_pred": (boolean, False, "also predict the reward"),
+    "rnn_d_pred": (boolean, False, "also predict done"),
+    "rnn_d_true_weight": (positive_float, 1.0, "loss weight of the rare done=True steps"),
+    "rnn_temperature": (positive_float, 1.0, "sampling temperature tau of the MDN"),
+    # controller (C)
+    "dream_env": (boolean, False, "train the controller in the MDN-RNN's dream instead of the real env"),
+    "exp_mode": (_choice("z", "zh"), "zh", "controller input: z only, or z and the RNN hidden state h"),
+    "state_space": (_integer(1), 1, "with exp_mode=zh: 1 uses h, 2 uses h and the cell state c"),
+    "controller_optimizer": (_choice("cma"), "cma", "evolution strategy (pycma's CMA-ES)"),
+    "controller_num_episode": (positive_int, 16, "episodes per candidate per generation"),
+    "controller_num_test_episode": (positive_int, 1024, "episodes of each evaluation of the mean"),
+    "controller_eval_steps": (positive_int, 25, "evaluate the mean every this many generations"),
+    "controller_num_worker": (positive_int, 64, "population = controller_num_worker * controller_num_worker_trial"),
+    "controller_num_worker_trial": (positive_int, 1, "see controller_num_worker"),
+    "controller_sigma_init": (positive_float, 0.1, "initial CMA-ES step size"),
+    "controller_batch_mode": (_choice("mean", "min"), "mean", "reduction of a candidate's episode scores"),
+    "controller_max_generations": (positive_int, 2000, "CMA-ES generations"),
+}
+
+
+class ConfigError(UserFacingError):
+    """A config file or value that cannot be used; the message names the key and where it came from."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        # One line that names the key, not argparse's usage block of fifty options.
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def read_config_file(path):
+    """Read a `key=value` file into {key: typed value}; raise ConfigError naming the file, line and key."""
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
+    values = {}
+    for number, line in enumerate(lines, start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        key, equals, text = (part.strip() for part in line.partition("="))
+        if not equals or not key:
+            raise ConfigError(f"{path}:{number}: expected key=value, got {line!r}")
+        if key not in KEYS:
+            raise ConfigError(f"{path}:{number}: unknown key '{key}'")
+        try:
+            values[key] = KEYS[key][0](text)
+        except argparse.ArgumentTypeError as error:
+            raise ConfigError(f"{path}:{number}: key '{key}': {error}") from None
+    return values
+
+
+def parse_config(argv=None, description=None, add_arguments=None):
+    """Parse `-c FILE` and `--key value` overrides into an argparse.Namespace of typed values.
+
+    add_arguments(parser), if given, adds a script's own arguments (such as a positional path).
+    Errors print one line naming the key and exit with status 2.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = _Parser(description=description, allow_abbrev=False,
+                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("-c", "--config", help="config file of key=value lines")
+    for key, (value_type, default, help_text) in KEYS.items():
+        parser.add_argument(f"--{key}", type=value_type, default=default, help=help_text)
+    if add_arguments is not None:
+        add_arguments(parser)
+    config_path = parser.parse_known_args(argv)[0].config
+    if config_path:
+        try:
+            parser.set_defaults(**read_config_file(config_path))
+        except ConfigError as error:
+            parser.error(str(error))
+    config = parser.parse_args(argv)
+    if config.min_frames > config.max_frames:
+        parser.error(f"argument --min_frames: must be <= max_frames ({config.max_frames}), got {config.min_frames}")
+    if not config.env_name.startswith("CarRacing"):
+        parser.error(f"argument --env_name: only CarRacing environments are supported, got {config.env_name!r}")
+    return config
+
+
+def config_values(config):
+    """The declared keys of a parsed config, in declaration order, as a dict."""
+    return {key: getattr(config, key) for key in KEYS}
+
+
+def save_config(config, path):
+    """Write the resolved config as a loadable `key=value` file, atomically; returns the path."""
+    lines = ["# resolved configuration of this run; reproduce it with -c this file"]
+    for key, value in config_values(config).items():
+        lines.append(f"{key}={int(value) if isinstance(value, bool) else value}")
+    write_text_atomic(path, "\n".join(lines) + "\n")
+    return Path(path)
+
+
+def check_same_settings(saved_path, config, keys):
+    """Raise ConfigError if a previous run's saved config differs from `config` on any of `keys`.
+
+    Used before adding to existing outputs, so that one folder never mixes two settings.
+    """
+    saved = read_config_file(saved_path)
+    changed = [f"{key}={saved[key]!r} there, {getattr(config, key)!r} now"
+               for key in keys if key in saved and saved[key] != getattr(config, key)]
+    if changed:
+        raise ConfigError(f"{saved_path} was made with other settings ({'; '.join(changed)}); "
+                          "use another exp_name or results_dir, or remove that folder")
+
+
+# ---------------------------------------------------------------------------------------------
+# Layout: <results_dir>/<exp_name>/<env_name>/ holds record/ and one folder per vision model.
+
+def experiment_dir(config):
+    return Path(config.results_dir).resolve() / config.exp_name / config.env_name
+
+
+def record_dir(config):
+    return experiment_dir(config) / "record"
+
+
+def vision_dir(config, vision=None):
+    return experiment_dir(config) / (vision or config.vision)

@@ -1,0 +1,21 @@
+"""The project's expected failures, and how scripts report them."""
+
+import contextlib
+import sys
+
+
+class UserFacingError(Exception):
+    """An expected failure whose message says all a user needs (which file, which key, what to do).
+
+    Scripts print it as one message, without a Python traceback (see `exit_on_user_error`).
+    """
+
+
+@contextlib.contextmanager
+def exit_on_user_error():
+    """Around a script's main(): print a UserFacingError as `error: ...` and exit with status 1."""
+    try:
+        yield
+    except UserFacingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -1,0 +1,79 @@
+"""Atomic file writing: every output of the project goes through here.
+
+A file is written under a temporary name in the same folder, flushed to disk, then renamed over
+its final name, so a killed run leaves either the old complete file or the new complete file,
+never a half-written one that a rerun would trust. Temporary names start with `.` and end with
+`.tmp`, so folder listings of `*.npz`, `*.json` or `*.keras` never see them.
+"""
+
+import contextlib
+import fcntl
+import json
+import os
+from pathlib import Path
+
+from errors import UserFacingError
+
+TEMP_SUFFIX = ".tmp"
+
+
+class FolderLockedError(UserFacingError):
+    """Another run holds the folder's lock."""
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path`; on success it is renamed to `path`, on error removed.
+
+    For libraries that write to a path themselves (Keras `save`, matplotlib `savefig`), the
+    temporary name `.<stem>.<pid>.tmp<suffix>` keeps the final suffix, which they look at.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}{TEMP_SUFFIX}{path.suffix}")
+    try:
+        yield temporary
+        with open(temporary, "rb") as written:
+            os.fsync(written.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_bytes_atomic(path, data):
+    """Write `data` (bytes) to `path` atomically; returns the path."""
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(data)
+    return Path(path)
+
+
+def write_text_atomic(path, text):
+    return write_bytes_atomic(path, text.encode())
+
+
+def write_json_atomic(path, value):
+    return write_text_atomic(path, json.dumps(value, indent=2) + "\n")
+
+
+def remove_stale_temporaries(folder):
+    """Delete temporary files a killed run left in `folder`; returns how many. Hold `folder_lock` first."""
+    stale = [p for p in Path(folder).glob(f".*{TEMP_SUFFIX}*") if p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
+@contextlib.contextmanager
+def folder_lock(folder, purpose):
+    """Hold an exclusive lock on `folder` so two runs never write the same outputs at once.
+
+    The lock is released by the kernel if the process dies, even by kill -9.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FolderLockedError(f"another {purpose} is writing to {folder}; wait for it or stop it") from None
+        yield

@@ -1,0 +1,71 @@
+"""Rollout collection speed: extract.py's frames/s against raw CarRacing-v3 stepping, side by side.
+
+    python bench/extract_bench.py [--episodes_per_worker 4] [--raw_steps 3000]
+
+Measures, in one run: raw single-process CarRacing-v3 steps/s (random actions, nothing saved),
+then extract.py's frames/s with 1 and 2 workers (episodes of 1000 frames, written to a temporary
+folder, worker start-up included), then raw again. Parallel efficiency =
+extract frames/s / (workers x raw steps/s), raw being the mean of the two raw runs.
+Target: >= 0.85 with 2 workers on a 2-core machine.
+"""
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "WorldModels"))
+
+import argparse
+
+import gymnasium as gym
+
+from config import parse_config
+from extract import extract
+
+PAPER_CONFIG = Path(__file__).resolve().parents[1] / "WorldModels" / "configs" / "carracing.config"
+
+
+def raw_steps_per_second(steps, seed=0):
+    """Plain gymnasium CarRacing-v3 with random actions: the environment's own cost."""
+    env = gym.make("CarRacing-v3")
+    env.reset(seed=seed)
+    env.action_space.seed(seed)
+    started = time.perf_counter()
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            env.reset()
+    elapsed = time.perf_counter() - started
+    env.close()
+    return steps / elapsed
+
+
+def extract_frames_per_second(workers, episodes, folder):
+    config = parse_config(["-c", str(PAPER_CONFIG), "--results_dir", folder, "--exp_name", f"bench{workers}",
+                           "--num_episodes", str(episodes), "--num_workers", str(workers)])
+    started = time.perf_counter()
+    summary = extract(config)
+    return summary["frames_collected"] / (time.perf_counter() - started)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--episodes_per_worker", type=int, default=4)
+    parser.add_argument("--raw_steps", type=int, default=3000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        raw_before = raw_steps_per_second(args.raw_steps)
+        extract_fps = {workers: extract_frames_per_second(workers, workers * args.episodes_per_worker, folder)
+                       for workers in (1, 2)}
+        raw_after = raw_steps_per_second(args.raw_steps)
+    raw = (raw_before + raw_after) / 2
+    print(f"\nraw CarRacing-v3: {raw:.0f} steps/s (before {raw_before:.0f}, after {raw_after:.0f})")
+    print(f"{'workers':>8} {'extract frames/s':>17} {'efficiency':>11} {'target':>7}")
+    for workers, fps in extract_fps.items():
+        target = ">= 0.85" if workers == 2 else ""
+        print(f"{workers:>8} {fps:>17.0f} {fps / (workers * raw):>11.2f} {target:>7}")
+
+
+if __name__ == "__main__":
+    main()

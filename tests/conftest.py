@@ -1,0 +1,40 @@
+"""Shared fixtures: tiny configs in temporary folders (never the user's results/)."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from config import parse_config
+
+SMOKE_CONFIG = Path(__file__).resolve().parents[1] / "WorldModels" / "configs" / "smoke.config"
+
+
+@pytest.fixture
+def make_config(tmp_path):
+    """make_config(--key value ...) -> the smoke config, with results under tmp_path and overrides applied."""
+    def make(*overrides):
+        return parse_config(["-c", str(SMOKE_CONFIG), "--results_dir", str(tmp_path / "results"), *map(str, overrides)])
+    return make
+
+
+@pytest.fixture
+def tiny_config(make_config):
+    """Short episodes, two workers: a real extract takes seconds."""
+    return make_config("--num_episodes", 4, "--max_frames", 30, "--min_frames", 5, "--num_workers", 2)
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """One local Ray instance (2 CPUs) for the whole session, as parallel.py keeps one per process."""
+    if importlib.util.find_spec("ray") is None:
+        pytest.skip("ray is not installed (pip install -r requirements-cluster.txt): the Ray backend is not tested")
+    import ray
+
+    from parallel import RAY_RUNTIME_ENV
+    # Test tasks live in tests/, outside Ray's copy of WorldModels/: local workers find them on PYTHONPATH.
+    tests_dir = str(Path(__file__).resolve().parent)
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING",
+             runtime_env={**RAY_RUNTIME_ENV, "env_vars": {"PYTHONPATH": tests_dir}})
+    yield ray
+    ray.shutdown()

@@ -1,0 +1,27 @@
+"""Tasks for test_parallel.py; a module of their own so that spawned worker processes can import them."""
+
+import os
+import time
+from pathlib import Path
+
+
+def square(value):
+    return value * value
+
+
+def fail_first_time(marker_dir, value, how):
+    """Fail on the first call for `value` (by raising, dying or hanging), succeed on the next."""
+    marker = Path(marker_dir) / f"{value}.tried"
+    if not marker.exists():
+        marker.touch()
+        if how == "raise":
+            raise ValueError(f"planned failure for {value}")
+        if how == "die":
+            os._exit(13)
+        if how == "hang":
+            time.sleep(600)
+    return value * 10
+
+
+def always_fail(value):
+    raise RuntimeError(f"broken task {value}")

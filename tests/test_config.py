@@ -1,0 +1,108 @@
+"""The config loader: files, overrides, types, clear errors naming the key, saved configs that reload."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config import KEYS, ConfigError, check_same_settings, parse_config, read_config_file, save_config
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "WorldModels" / "configs"
+
+
+def parse_error(capsys, argv):
+    """Parse argv expecting failure; return stderr (one line)."""
+    with pytest.raises(SystemExit) as exit_info:
+        parse_config(argv)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_paper_config_holds_the_papers_settings():
+    config = parse_config(["-c", str(CONFIGS / "carracing.config")])
+    assert (config.num_episodes, config.max_frames, config.z_size) == (10000, 1000, 32)
+    assert (config.vae_batch_size, config.vae_learning_rate, config.vae_kl_tolerance) == (100, 1e-4, 0.5)
+    assert (config.rnn_size, config.rnn_num_mixture, config.rnn_max_seq_len) == (256, 5, 1000)
+    assert config.controller_num_worker * config.controller_num_worker_trial == 64
+    assert (config.controller_num_episode, config.exp_mode, config.full_episode) == (16, "zh", True)
+
+
+def test_every_key_is_set_in_both_configs():
+    for name in ("carracing.config", "smoke.config"):
+        assert set(read_config_file(CONFIGS / name)) == set(KEYS), name
+
+
+def test_command_line_overrides_the_file_and_values_are_typed():
+    config = parse_config(["-c", str(CONFIGS / "smoke.config"), "--z_size", "16", "--full_episode", "false",
+                           "--vae_learning_rate", "3e-4"])
+    assert config.z_size == 16 and isinstance(config.z_size, int)
+    assert config.full_episode is False
+    assert config.vae_learning_rate == pytest.approx(3e-4)
+
+
+def test_file_values_are_typed_and_comments_ignored(tmp_path):
+    path = tmp_path / "a.config"
+    path.write_text("# a comment\nz_size = 8   # inline comment\nfull_episode=True\n\nvision=vaegan\n")
+    assert read_config_file(path) == {"z_size": 8, "full_episode": True, "vision": "vaegan"}
+    assert parse_config(["-c", str(path)]).z_size == 8
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["--num_episodes", "-1"], "--num_episodes"),
+    (["--z_size", "abc"], "--z_size"),
+    (["--no_such_key", "1"], "--no_such_key"),
+    (["--vision", "gan"], "--vision"),
+    (["--vae_learning_rate", "0"], "--vae_learning_rate"),
+    (["--min_frames", "50", "--max_frames", "10"], "--min_frames"),
+])
+def test_bad_command_line_values_name_the_key_on_one_line(capsys, argv, named):
+    message = parse_error(capsys, argv)
+    assert named in message
+    assert message.count("\n") == 1
+
+
+def test_bad_file_names_file_line_and_key(tmp_path, capsys):
+    path = tmp_path / "bad.config"
+    path.write_text("z_size=32\nno_such_key=1\n")
+    message = parse_error(capsys, ["-c", str(path)])
+    assert f"{path}:2: unknown key 'no_such_key'" in message
+    path.write_text("z_size=abc\n")
+    assert "key 'z_size'" in parse_error(capsys, ["-c", str(path)])
+    path.write_text("just words\n")
+    assert "expected key=value" in parse_error(capsys, ["-c", str(path)])
+    assert "cannot read config file" in parse_error(capsys, ["-c", str(tmp_path / "missing.config")])
+
+
+def test_saved_config_reloads_to_the_same_values(tmp_path):
+    config = parse_config(["-c", str(CONFIGS / "smoke.config"), "--z_size", "7", "--full_episode", "0"])
+    saved = save_config(config, tmp_path / "run.config")
+    reloaded = parse_config(["-c", str(saved)])
+    assert {key: getattr(reloaded, key) for key in KEYS} == {key: getattr(config, key) for key in KEYS}
+
+
+def test_changed_settings_are_refused(tmp_path):
+    config = parse_config(["-c", str(CONFIGS / "smoke.config")])
+    saved = save_config(config, tmp_path / "extract.config")
+    check_same_settings(saved, config, ["max_frames", "seed"])
+    changed = parse_config(["-c", str(CONFIGS / "smoke.config"), "--max_frames", "77"])
+    with pytest.raises(ConfigError, match="max_frames=100 there, 77 now"):
+        check_same_settings(saved, changed, ["max_frames", "seed"])
+    check_same_settings(saved, changed, ["seed"])  # keys not compared may differ
+
+
+@pytest.mark.parametrize("override", [["--num_episodes", "-1"], ["--z_size", "abc"], ["--no_such_key", "1"]])
+def test_extract_script_rejects_bad_keys_before_any_work(tmp_path, override):
+    command = [sys.executable, str(ROOT / "WorldModels" / "extract.py"), "-c", str(CONFIGS / "smoke.config"),
+               "--results_dir", str(tmp_path), *override]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert override[0] in result.stderr and result.stderr.count("\n") == 1
+    assert not any(tmp_path.iterdir()), "nothing may be written before the config is valid"
+
+
+def test_readme_documents_every_key():
+    readme = (ROOT / "README.md").read_text()
+    undocumented = [key for key in KEYS if f"| `{key}` |" not in readme]
+    assert not undocumented, f"README's config table lacks {undocumented}"

@@ -1,0 +1,55 @@
+"""The worker runner: results, retries after exceptions, dead and hung workers; local and Ray backends."""
+
+import argparse
+import time
+
+import pytest
+
+from parallel import TaskFailedError, run_tasks
+from parallel_tasks import always_fail, fail_first_time, square
+
+
+def runner_config(backend="local", timeout=60.0, retries=2):
+    return argparse.Namespace(backend=backend, num_workers=2, worker_timeout=timeout, worker_max_retries=retries,
+                              ray_address="")
+
+
+def test_every_task_returns_once():
+    results = dict(run_tasks(square, [(n,) for n in range(7)], runner_config()))
+    assert results == {(n,): n * n for n in range(7)}
+
+
+@pytest.mark.parametrize("how, expected_reports", [
+    ("raise", ["ValueError: planned failure for"]),  # the worker's own traceback is shown
+    # When both workers die at once, pebble may only notice one task's loss at its timeout.
+    ("die", ["exit code 13", "worker_timeout"]),
+    ("hang", ["worker_timeout"]),
+])
+def test_failed_tasks_are_reported_and_retried(tmp_path, how, expected_reports):
+    reports = []
+    started = time.monotonic()
+    tasks = [(str(tmp_path), value, how) for value in range(3)]
+    results = dict(run_tasks(fail_first_time, tasks, runner_config(timeout=3.0), report=reports.append))
+    assert results == {task: task[1] * 10 for task in tasks}
+    assert len(reports) == 3
+    assert all(any(expected in report for expected in expected_reports) for report in reports)
+    assert time.monotonic() - started < 120, "a hung worker must not hang the run"
+
+
+def test_a_task_failing_every_time_stops_the_run_with_its_traceback():
+    reports = []
+    with pytest.raises(TaskFailedError) as error:
+        list(run_tasks(always_fail, [(5,)], runner_config(retries=1), name=lambda args: f"task {args[0]}",
+                       report=reports.append))
+    assert "task 5 failed 2 times" in str(error.value) and "RuntimeError: broken task 5" in str(error.value)
+    assert len(reports) == 1
+
+
+def test_ray_backend_runs_and_retries(local_ray, tmp_path):
+    config = runner_config(backend="ray", timeout=5.0)
+    assert dict(run_tasks(square, [(n,) for n in range(5)], config)) == {(n,): n * n for n in range(5)}
+    reports = []
+    tasks = [(str(tmp_path), value, how) for value, how in enumerate(["raise", "hang"])]
+    results = dict(run_tasks(fail_first_time, tasks, config, report=reports.append))
+    assert results == {task: task[1] * 10 for task in tasks}
+    assert len(reports) == 2

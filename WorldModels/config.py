@@ -8,6 +8,8 @@ config file next to a stage's outputs, so `-c` on that file reproduces the run.
 """
 
 import argparse
+import math
+import re
 import sys
 from pathlib import Path
 
@@ -17,14 +19,15 @@ from files import write_text_atomic
 # ---------------------------------------------------------------------------------------------
 # Value types: each parses a string or raises ArgumentTypeError with a message naming the rule.
 
-def _integer(low):
+def _integer(low, high=None):
     def integer(text):
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}")
+        if value < low or (high is not None and value > high):
+            bound = f">= {low}" + (f" and <= {high}" if high is not None else "")
+            raise argparse.ArgumentTypeError(f"must be an integer {bound}, got {text!r}")
         return value
     return integer
 
@@ -36,7 +39,7 @@ def _number(low, high=None, low_inclusive=True):
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
         too_low = value < low if low_inclusive else value <= low
-        if too_low or (high is not None and value > high) or value != value:
+        if too_low or (high is not None and value > high) or not math.isfinite(value):
             bound = f"{'>=' if low_inclusive else '>'} {low}" + (f" and <= {high}" if high is not None else "")
             raise argparse.ArgumentTypeError(f"must be a number {bound}, got {text!r}")
         return value
@@ -62,9 +65,16 @@ def _choice(*options):
 
 
 def _name(text):
-    """A non-empty string without path separators (it becomes a folder name)."""
-    if not text or "/" in text or "\\" in text or text in (".", ".."):
-        raise argparse.ArgumentTypeError(f"must be a plain folder name, got {text!r}")
+    """A non-empty string without path separators or spaces (it becomes a folder name)."""
+    if not re.fullmatch(r"[^/\\\s#]+", text) or text in (".", ".."):
+        raise argparse.ArgumentTypeError(f"must be a plain folder name (no /, spaces or #), got {text!r}")
+    return text
+
+
+def _folder(text):
+    """A non-empty path without # (a saved config must read back the same)."""
+    if not text.strip() or "#" in text:
+        raise argparse.ArgumentTypeError(f"must be a folder path without #, got {text!r}")
     return text
 
 
@@ -78,8 +88,8 @@ positive_float, non_negative_float = _number(0.0, low_inclusive=False), _number(
 KEYS = {
     # experiment and layout
     "exp_name": (_name, "WorldModels", "experiment name: outputs go to <results_dir>/<exp_name>/<env_name>/"),
-    "env_name": (_name, "CarRacing-v3", "gymnasium environment id"),
-    "results_dir": (str, "results", "root folder of all outputs"),
+    "env_name": (_choice("CarRacing-v3"), "CarRacing-v3", "gymnasium environment id (CarRacing-v3 only)"),
+    "results_dir": (_folder, "results", "root folder of all outputs"),
     "seed": (non_negative_int, 0, "base seed: every episode, split and initialisation derives from it"),
     "vision": (_choice("vae", "vaegan"), "vae", "vision model the later stages use"),
     # rollouts (extract.py)
@@ -102,7 +112,18 @@ KEYS = {
     "vae_batch_size": (positive_int, 100, "frames per training batch"),
     "vae_learning_rate": (positive_float, 0.0001, "Adam learning rate"),
     "vae_kl_tolerance": (non_negative_float, 0.5, "KL is floored at kl_tolerance * z_size"),
-    "vae_num_epoch": (positive_int, 10, "training epochs"),
+    "vae_num_epoch": (positive_int, 10, "training epochs (of both vision models)"),
+    "holdout_fraction": (_number(0.0, 0.5, low_inclusive=False), 0.05,
+                         "fraction of episodes held out from training V and M (at least one)"),
+    "validation_frames": (positive_int, 2000, "held-out frames for validation losses, figures and vision metrics"),
+    "checkpoint_seconds": (positive_float, 600.0, "save a resumable checkpoint at least this often within an epoch"),
+    # VAE/GAN (batch size, epochs, z_size and KL floor are the vae_* keys, so both train alike)
+    "vaegan_learning_rate": (positive_float, 0.0003, "RMSProp learning rate of each network (the paper's)"),
+    "vaegan_gamma": (non_negative_float, 10.0, "weight of L_llike in the decoder's loss, against the GAN loss"),
+    "vaegan_pixel_weight": (non_negative_float, 0.1, "weight of a pixel loss added to encoder and decoder"),
+    "vaegan_equilibrium": (positive_float, 0.68, "discriminator cross-entropy at balance (the authors' code)"),
+    "vaegan_margin": (non_negative_float, 0.35, "skip updates when a cross-entropy leaves equilibrium +- margin"),
+    "vaegan_feature_layer": (_integer(1, 4), 3, "discriminator convolution whose output is Dis_l"),
     # memory (M)
     "rnn_num_steps": (positive_int, 4000, "training steps"),
     "rnn_max_seq_len": (positive_int, 1000, "length of the training sequences"),
@@ -117,6 +138,7 @@ KEYS = {
     "rnn_d_pred": (boolean, False, "also predict done"),
     "rnn_d_true_weight": (positive_float, 1.0, "loss weight of the rare done=True steps"),
     "rnn_temperature": (positive_float, 1.0, "sampling temperature tau of the MDN"),
+    "rnn_validation_every": (positive_int, 200, "training steps between validations, checkpoints and figures"),
     # controller (C)
     "dream_env": (boolean, False, "train the controller in the MDN-RNN's dream instead of the real env"),
     "exp_mode": (_choice("z", "zh"), "zh", "controller input: z only, or z and the RNN hidden state h"),
@@ -145,25 +167,31 @@ class _Parser(argparse.ArgumentParser):
 
 def read_config_file(path):
     """Read a `key=value` file into {key: typed value}; raise ConfigError naming the file, line and key."""
-    path = Path(path)
     try:
-        lines = path.read_text().splitlines()
+        text = Path(path).read_text()
     except OSError as error:
         raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
-    values = {}
-    for number, line in enumerate(lines, start=1):
-        line = line.split("#", 1)[0].strip()
+    return read_config_text(text, source=path)
+
+
+def read_config_text(text, source):
+    """Parse `key=value` lines into {key: typed value}; errors name `source`, the line and the key."""
+    values, line_of = {}, {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = re.sub(r"(^|\s)#.*$", "", line).strip()  # a comment starts at a # after a space
         if not line:
             continue
-        key, equals, text = (part.strip() for part in line.partition("="))
+        key, equals, value_text = (part.strip() for part in line.partition("="))
         if not equals or not key:
-            raise ConfigError(f"{path}:{number}: expected key=value, got {line!r}")
+            raise ConfigError(f"{source}:{number}: expected key=value, got {line!r}")
         if key not in KEYS:
-            raise ConfigError(f"{path}:{number}: unknown key '{key}'")
+            raise ConfigError(f"{source}:{number}: unknown key '{key}'")
+        if key in values:
+            raise ConfigError(f"{source}:{number}: key '{key}' is already set on line {line_of[key]}")
         try:
-            values[key] = KEYS[key][0](text)
+            values[key], line_of[key] = KEYS[key][0](value_text), number
         except argparse.ArgumentTypeError as error:
-            raise ConfigError(f"{path}:{number}: key '{key}': {error}") from None
+            raise ConfigError(f"{source}:{number}: key '{key}': {error}") from None
     return values
 
 
@@ -181,7 +209,10 @@ def parse_config(argv=None, description=None, add_arguments=None):
         parser.add_argument(f"--{key}", type=value_type, default=default, help=help_text)
     if add_arguments is not None:
         add_arguments(parser)
-    config_path = parser.parse_known_args(argv)[0].config
+    # The file first (so that --help shows its values), then the command line over it.
+    config_only = _Parser(add_help=False, allow_abbrev=False)
+    config_only.add_argument("-c", "--config")
+    config_path = config_only.parse_known_args(argv)[0].config
     if config_path:
         try:
             parser.set_defaults(**read_config_file(config_path))
@@ -190,8 +221,6 @@ def parse_config(argv=None, description=None, add_arguments=None):
     config = parser.parse_args(argv)
     if config.min_frames > config.max_frames:
         parser.error(f"argument --min_frames: must be <= max_frames ({config.max_frames}), got {config.min_frames}")
-    if not config.env_name.startswith("CarRacing"):
-        parser.error(f"argument --env_name: only CarRacing environments are supported, got {config.env_name!r}")
     return config
 
 

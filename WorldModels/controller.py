@@ -13,4 +13,5 @@ def carracing_action(output):
     steer = output[..., 0]
     gas = (output[..., 1] + 1.0) / 2.0
     brake = np.clip(output[..., 2], 0.0, 1.0)
-    return np.stack([steer, gas, brake], axis=-1)
+    # astype: numpy 1.x promotes a single action's 0-d float32 parts to float64
+    return np.stack([steer, gas, brake], axis=-1).astype(np.float32)

@@ -106,7 +106,15 @@ def _read_headers(path):
     return headers
 
 
-_READ_ERRORS = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error)
+# What a damaged file raises (MemoryError: a header claiming an absurd shape).
+_READ_ERRORS = (OSError, EOFError, ValueError, KeyError, MemoryError, zipfile.BadZipFile, zlib.error)
+
+
+def _unreadable(path, error):
+    """The EpisodeFileError for a damaged file; a PermissionError is not damage and is raised as is."""
+    if isinstance(error, PermissionError):
+        raise error
+    return EpisodeFileError(f"{path}: unreadable ({type(error).__name__}: {error})")
 
 
 def check_episode(path, full=True):
@@ -123,12 +131,15 @@ def check_episode(path, full=True):
     try:
         headers = _read_headers(path)
     except _READ_ERRORS as error:
-        raise EpisodeFileError(f"{path}: unreadable ({type(error).__name__}: {error})") from None
+        raise _unreadable(path, error) from None
     return EpisodeInfo(path, _check_arrays(path, headers), tuple(sorted(headers)))
 
 
 def load_episode(path, keys=None):
-    """Load an episode's arrays (all, or only `keys`) as a dict; raise EpisodeFileError naming the file."""
+    """Load an episode's arrays (all, or only `keys`) as a dict; raise EpisodeFileError naming the file.
+
+    Checks the format of what is loaded, and that actions and rewards are finite numbers.
+    """
     try:
         with np.load(path, allow_pickle=False) as archive:
             wanted = archive.files if keys is None else keys
@@ -136,9 +147,16 @@ def load_episode(path, keys=None):
     except KeyError as error:
         raise EpisodeFileError(f"{path}: missing key {error}") from None
     except _READ_ERRORS as error:
-        raise EpisodeFileError(f"{path}: unreadable ({type(error).__name__}: {error})") from None
-    _check_arrays(path, {key: (value.shape, value.dtype) for key, value in arrays.items()},
-                  required=REQUIRED_KEYS if keys is None else keys)
+        raise _unreadable(path, error) from None
+    not_arrays = [key for key, value in arrays.items() if not isinstance(value, np.ndarray)]
+    if not_arrays:  # np.load returns other members of the zip as raw bytes
+        raise EpisodeFileError(f"{path}: {', '.join(not_arrays)} is not a .npy array")
+    if keys is None or any(key in FORMAT for key in keys):  # not for metadata alone (seed, settings)
+        _check_arrays(path, {key: (value.shape, value.dtype) for key, value in arrays.items()},
+                      required=REQUIRED_KEYS if keys is None else keys)
+    for key in ("action", "reward"):
+        if key in arrays and not np.all(np.isfinite(arrays[key])):
+            raise EpisodeFileError(f"{path}: {key} holds NaN or infinite values")
     return arrays
 
 

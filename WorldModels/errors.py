@@ -13,9 +13,14 @@ class UserFacingError(Exception):
 
 @contextlib.contextmanager
 def exit_on_user_error():
-    """Around a script's main(): print a UserFacingError as `error: ...` and exit with status 1."""
+    """Around a script's main(): print a UserFacingError as `error: ...` and exit with status 1;
+    on Ctrl-C, say that the run can be resumed and exit with status 130."""
     try:
         yield
     except UserFacingError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        print("\ninterrupted: everything written so far is complete; rerun the same command to resume",
+              file=sys.stderr)
+        raise SystemExit(130) from None

@@ -2,12 +2,13 @@
 
 A file is written under a temporary name in the same folder, flushed to disk, then renamed over
 its final name, so a killed run leaves either the old complete file or the new complete file,
-never a half-written one that a rerun would trust. Temporary names start with `.` and end with
-`.tmp`, so folder listings of `*.npz`, `*.json` or `*.keras` never see them.
+never a half-written one that a rerun would trust. Temporary names start with `.` and
+hold `.tmp`, and listings skip names that start with `.`.
 """
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -26,11 +27,13 @@ def atomic_path(path):
     """Yield a temporary path beside `path`; on success it is renamed to `path`, on error removed.
 
     For libraries that write to a path themselves (Keras `save`, matplotlib `savefig`), the
-    temporary name `.<stem>.<pid>.tmp<suffix>` keeps the final suffix, which they look at.
+    temporary name `.<base>.<pid>.tmp.<suffixes>` keeps every suffix, which they look at
+    (Keras wants `x.weights.h5` to end in `.weights.h5`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}{TEMP_SUFFIX}{path.suffix}")
+    base, dot, suffixes = path.name.partition(".")
+    temporary = path.with_name(f".{base}.{os.getpid()}{TEMP_SUFFIX}{dot}{suffixes}")
     try:
         yield temporary
         with open(temporary, "rb") as written:
@@ -55,9 +58,21 @@ def write_json_atomic(path, value):
     return write_text_atomic(path, json.dumps(value, indent=2) + "\n")
 
 
+def file_sha256(path):
+    """Hex SHA-256 of a file's bytes: which model an output was made with."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def remove_stale_temporaries(folder):
-    """Delete temporary files a killed run left in `folder`; returns how many. Hold `folder_lock` first."""
-    stale = [p for p in Path(folder).glob(f".*{TEMP_SUFFIX}*") if p.is_file()]
+    """Delete temporary files a killed run left in `folder` and below; returns how many.
+
+    Hold `folder_lock` first, so that no running writer's temporary file is taken for a stale one.
+    """
+    stale = [p for p in Path(folder).rglob(f".*{TEMP_SUFFIX}*") if p.is_file()]
     for path in stale:
         path.unlink(missing_ok=True)
     return len(stale)

@@ -25,70 +25,86 @@ class TaskFailedError(UserFacingError):
     """A task failed on every attempt; the message holds its last traceback."""
 
 
+class WorkerTimeout(Exception):
+    """A Ray task ran longer than worker_timeout (it was cancelled)."""
+
+
 def run_tasks(function, tasks, config, name=repr, report=print):
     """Yield (args, function(*args)) for each args in tasks as they finish; see the module docstring.
 
     name(args) labels a task in messages; report(text) prints them (tqdm.write under a progress bar).
+    A UserFacingError raised by a task (a deterministic problem such as a bad setting) is not
+    retried: it stops the run at once with its own message.
     """
     tasks = list(tasks)
     if not tasks:
         return
-    retry = _RetryPolicy(config.worker_max_retries, name, report)
-    if config.backend == "ray":
-        yield from _run_ray(function, tasks, config, retry)
-    else:
-        yield from _run_local(function, tasks, config, retry)
-
-
-class _RetryPolicy:
-    """Reports a failed attempt and decides whether the task runs again."""
-
-    def __init__(self, max_retries, name, report):
-        self.max_retries, self.name, self.report = max_retries, name, report
-
-    def failed(self, args, attempt, error):
-        """Report the failure of attempt `attempt` (0-based); raise TaskFailedError after the last."""
-        detail = _describe(error)
-        label = self.name(args)
-        if attempt >= self.max_retries:
-            raise TaskFailedError(f"{label} failed {attempt + 1} times; last error:\n{detail}")
-        self.report(f"{label} failed (attempt {attempt + 1} of {self.max_retries + 1}); retrying. {detail}")
+    workers = RayTasks(function, config) if config.backend == "ray" else LocalProcesses(function, config)
+    try:
+        for args in tasks:
+            workers.submit(args, attempt=0)
+        for args, attempt, outcome in workers.finished():
+            if not isinstance(outcome, BaseException):
+                yield args, outcome
+                continue
+            cause = getattr(outcome, "cause", outcome)  # Ray wraps the task's exception
+            if isinstance(cause, UserFacingError):
+                raise cause
+            if attempt >= config.worker_max_retries:
+                raise TaskFailedError(f"{name(args)} failed {attempt + 1} times; last error:\n{_describe(outcome)}")
+            report(f"{name(args)} failed (attempt {attempt + 1} of {config.worker_max_retries + 1}); "
+                   f"retrying. {_describe(outcome)}")
+            workers.submit(args, attempt + 1)
+    finally:
+        workers.close()
 
 
 def _describe(error):
+    """What went wrong in a task, for a report: the worker's traceback, exit code, or timeout."""
     exit_code = getattr(error, "exitcode", None)
     if exit_code is not None:  # the worker process died: there is no Python traceback to show
         return f"The worker process died with exit code {exit_code}."
-    if isinstance(error, TimeoutError):
-        return "It ran past worker_timeout; its worker was killed."
     remote_traceback = getattr(error, "traceback", None)  # pebble attaches the worker's traceback
     if isinstance(remote_traceback, str):
         return remote_traceback.rstrip()
+    # pebble's timeout (concurrent.futures.TimeoutError; not the builtin one on Python 3.10)
+    if isinstance(error, (WorkerTimeout, concurrent.futures.TimeoutError)):
+        return "It ran past worker_timeout; its worker was killed."
     return "".join(traceback.format_exception(error)).rstrip()
 
 
-def _run_local(function, tasks, config, retry):
-    import pebble
+class LocalProcesses:
+    """Worker processes on this machine (pebble): a task past its timeout has its worker killed,
+    a dead worker is replaced, and a pool broken by workers dying at start-up is started afresh."""
 
-    num_workers = config.num_workers or os.cpu_count() or 1
-    # spawn, not fork: a forked TensorFlow or pygame process can deadlock.
-    pool = pebble.ProcessPool(max_workers=num_workers, context=multiprocessing.get_context("spawn"))
-    try:
-        pending = {pool.schedule(function, args=args, timeout=config.worker_timeout): (args, 0) for args in tasks}
-        while pending:
-            finished, _ = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
-            for future in finished:
-                args, attempt = pending.pop(future)
-                try:
-                    result = future.result()
-                except Exception as error:
-                    retry.failed(args, attempt, error)
-                    pending[pool.schedule(function, args=args, timeout=config.worker_timeout)] = (args, attempt + 1)
-                else:
-                    yield args, result
-    finally:
-        pool.stop()
-        pool.join()
+    def __init__(self, function, config):
+        import pebble
+
+        self.function, self.timeout = function, config.worker_timeout
+        # spawn, not fork: a forked TensorFlow or pygame process can deadlock.
+        self.new_pool = lambda: pebble.ProcessPool(max_workers=config.num_workers or os.cpu_count() or 1,
+                                                   context=multiprocessing.get_context("spawn"))
+        self.pool = self.new_pool()
+        self.pending = {}  # future -> (args, attempt)
+
+    def submit(self, args, attempt):
+        if not self.pool.active:
+            self.pool.stop()
+            self.pool = self.new_pool()
+        self.pending[self.pool.schedule(self.function, args=args, timeout=self.timeout)] = (args, attempt)
+
+    def finished(self):
+        """Yield (args, attempt, result or exception) as tasks finish, until none is pending."""
+        while self.pending:
+            done, _ = concurrent.futures.wait(self.pending, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                args, attempt = self.pending.pop(future)
+                error = future.exception()
+                yield args, attempt, error if error is not None else future.result()
+
+    def close(self):
+        self.pool.stop()
+        self.pool.join()
 
 
 # Ray workers import WorldModels/ from a copy of this folder that Ray ships to every node.
@@ -98,44 +114,52 @@ RAY_RUNTIME_ENV = {
 }
 
 
-def _run_ray(function, tasks, config, retry):
-    try:
-        import ray
-    except ImportError:
-        raise UserFacingError("backend=ray needs Ray: pip install -r requirements-cluster.txt") from None
+class RayTasks:
+    """Ray tasks on a cluster (ray_address) or on a new local Ray instance. At most as many tasks
+    are in flight as there are workers, so a task's clock starts when the task starts."""
 
-    # Connect once per process and stay connected (Ray disconnects at exit): a second ray.init in
-    # one process does not upload working_dir again and its tasks fail (ray-project/ray#23423).
-    if not ray.is_initialized():
-        local = not config.ray_address
-        ray.init(address=config.ray_address or None, num_cpus=(config.num_workers or None) if local else None,
-                 runtime_env=RAY_RUNTIME_ENV, include_dashboard=False, logging_level="WARNING")
-    num_workers = config.num_workers or int(ray.cluster_resources().get("CPU", 1))
-    remote_function = ray.remote(max_retries=0)(function)  # retried here, the same way as locally
-    queue = collections.deque((args, 0) for args in tasks)
-    running = {}  # ObjectRef -> (args, attempt, start time)
-    try:
-        while queue or running:
-            # At most num_workers tasks in flight, so a task's clock starts when it starts.
-            while queue and len(running) < num_workers:
-                args, attempt = queue.popleft()
-                running[remote_function.remote(*args)] = (args, attempt, time.monotonic())
-            ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
+    def __init__(self, function, config):
+        try:
+            import ray
+        except ImportError:
+            raise UserFacingError("backend=ray needs Ray: pip install -r requirements-cluster.txt") from None
+        self.ray, self.timeout = ray, config.worker_timeout
+        # Connect once per process and stay connected (Ray disconnects at exit): a second ray.init in
+        # one process does not upload working_dir again and its tasks fail (ray-project/ray#23423).
+        if not ray.is_initialized():
+            local = not config.ray_address
+            ray.init(address="local" if local else config.ray_address,
+                     num_cpus=(config.num_workers or None) if local else None,
+                     runtime_env=RAY_RUNTIME_ENV, include_dashboard=False, logging_level="WARNING")
+        cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
+        self.num_workers = min(config.num_workers or cluster_cpus, cluster_cpus)
+        self.remote_function = ray.remote(max_retries=0)(function)  # retried by run_tasks, as locally
+        self.queue = collections.deque()
+        self.running = {}  # ObjectRef -> (args, attempt, start time)
+
+    def submit(self, args, attempt):
+        self.queue.append((args, attempt))
+
+    def finished(self):
+        """Yield (args, attempt, result or exception) as tasks finish, until none is queued or running."""
+        while self.queue or self.running:
+            while self.queue and len(self.running) < self.num_workers:
+                args, attempt = self.queue.popleft()
+                self.running[self.remote_function.remote(*args)] = (args, attempt, time.monotonic())
+            ready, _ = self.ray.wait(list(self.running), num_returns=1, timeout=1.0)
             for ref in ready:
-                args, attempt, _ = running.pop(ref)
+                args, attempt, _ = self.running.pop(ref)
                 try:
-                    result = ray.get(ref)
+                    outcome = self.ray.get(ref)
                 except Exception as error:
-                    retry.failed(args, attempt, error)
-                    queue.append((args, attempt + 1))
-                else:
-                    yield args, result
-            for ref, (args, attempt, started) in list(running.items()):
-                if time.monotonic() - started > config.worker_timeout:
-                    ray.cancel(ref, force=True)
-                    del running[ref]
-                    retry.failed(args, attempt, TimeoutError())
-                    queue.append((args, attempt + 1))
-    finally:
-        for ref in running:
-            ray.cancel(ref, force=True)
+                    outcome = error
+                yield args, attempt, outcome
+            for ref, (args, attempt, started) in list(self.running.items()):
+                if time.monotonic() - started > self.timeout:
+                    self.ray.cancel(ref, force=True)
+                    del self.running[ref]
+                    yield args, attempt, WorkerTimeout()
+
+    def close(self):
+        for ref in self.running:
+            self.ray.cancel(ref, force=True)

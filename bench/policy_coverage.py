@@ -3,7 +3,9 @@
     python bench/policy_coverage.py [-c WorldModels/configs/carracing.config] [--episodes 20]
 
 Runs the same seeds with every policy of extract.py (brownian, white, linear) at the config's
-max_frames (paper config: 1000) and prints mean tiles visited, track coverage, length and reward.
+max_frames (paper config: 1000) and prints mean tiles visited, track coverage, length, reward and
+motion: the mean absolute change of a pixel between consecutive frames after the opening zoom
+(step 50 on), which says how much the data varies (a car that stalls gives near-static frames).
 The policy with the highest coverage is extract.py's default (extract_policy).
 """
 
@@ -24,10 +26,16 @@ POLICIES = ("brownian", "white", "linear")
 PAPER_CONFIG = Path(__file__).resolve().parents[1] / "WorldModels" / "configs" / "carracing.config"
 
 
+ZOOM_STEPS = 50  # CarRacing zooms in over its first 50 frames
+
+
 def coverage_task(config, policy, seed):
-    """One episode of `policy`: (tiles visited, track tiles, length, reward)."""
+    """One episode of `policy`: (tiles visited, track tiles, length, reward, motion)."""
     episode = run_episode(argparse.Namespace(**{**vars(config), "extract_policy": policy}), seed)
-    return episode["tiles_visited"], episode["track_tiles"], len(episode["obs"]), float(np.sum(episode["reward"]))
+    frames = episode["obs"][ZOOM_STEPS:].astype(np.float32)
+    motion = float(np.mean(np.abs(np.diff(frames, axis=0)))) if len(frames) > 1 else 0.0
+    return (episode["tiles_visited"], episode["track_tiles"], len(episode["obs"]),
+            float(np.sum(episode["reward"])), motion)
 
 
 def main():
@@ -42,11 +50,11 @@ def main():
     for (_, policy, _), result in run_tasks(coverage_task, tasks, config):
         results[policy].append(result)
     print(f"{config.episodes} episodes per policy, max_frames={config.max_frames}, full_episode={config.full_episode}")
-    print(f"{'policy':<10} {'tiles visited':>15} {'coverage':>10} {'length':>8} {'reward':>8}")
+    print(f"{'policy':<10} {'tiles visited':>15} {'coverage':>10} {'length':>8} {'reward':>8} {'motion':>8}")
     for policy, rows in results.items():
-        visited, tiles, length, reward = (np.array(column, dtype=float) for column in zip(*rows, strict=True))
+        visited, tiles, length, reward, motion = (np.array(column, dtype=float) for column in zip(*rows, strict=True))
         print(f"{policy:<10} {visited.mean():8.1f} ± {visited.std():4.1f} {100 * np.mean(visited / tiles):9.1f}% "
-              f"{length.mean():8.0f} {reward.mean():8.1f}")
+              f"{length.mean():8.0f} {reward.mean():8.1f} {motion.mean():8.2f}")
 
 
 if __name__ == "__main__":

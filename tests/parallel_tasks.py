@@ -25,3 +25,21 @@ def fail_first_time(marker_dir, value, how):
 
 def always_fail(value):
     raise RuntimeError(f"broken task {value}")
+
+
+def raise_user_error(value):
+    from errors import UserFacingError
+    raise UserFacingError(f"bad setting for {value}")
+
+
+def raise_own_timeout(value):
+    raise TimeoutError(f"the task's own timeout {value}")
+
+
+def constant_action_policy(rng):
+    """An exploration policy for extract tests: full gas, straight ahead."""
+    import numpy as np
+
+    def act(frame):
+        return np.array([0.0, 1.0, 0.0], dtype=np.float32)
+    return act

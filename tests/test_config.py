@@ -56,6 +56,10 @@ def test_file_values_are_typed_and_comments_ignored(tmp_path):
     (["--vision", "gan"], "--vision"),
     (["--vae_learning_rate", "0"], "--vae_learning_rate"),
     (["--min_frames", "50", "--max_frames", "10"], "--min_frames"),
+    (["--vae_learning_rate", "inf"], "--vae_learning_rate"),
+    (["--results_dir", ""], "--results_dir"),
+    (["--exp_name", "run#2"], "--exp_name"),
+    (["--env_name", "CarRacing-v2"], "--env_name"),
 ])
 def test_bad_command_line_values_name_the_key_on_one_line(capsys, argv, named):
     message = parse_error(capsys, argv)
@@ -72,11 +76,28 @@ def test_bad_file_names_file_line_and_key(tmp_path, capsys):
     assert "key 'z_size'" in parse_error(capsys, ["-c", str(path)])
     path.write_text("just words\n")
     assert "expected key=value" in parse_error(capsys, ["-c", str(path)])
+    path.write_text("z_size=3\nseed=1\nz_size=5\n")
+    assert "bad.config:3: key 'z_size' is already set on line 1" in parse_error(capsys, ["-c", str(path)])
     assert "cannot read config file" in parse_error(capsys, ["-c", str(tmp_path / "missing.config")])
 
 
+def test_a_hash_is_a_comment_only_after_a_space(tmp_path):
+    path = tmp_path / "a.config"
+    path.write_text("ray_address=host#1  # the head node\n")
+    assert read_config_file(path) == {"ray_address": "host#1"}
+
+
+def test_help_shows_the_config_files_values(tmp_path, capsys):
+    path = tmp_path / "a.config"
+    path.write_text("z_size=7\n")
+    with pytest.raises(SystemExit):
+        parse_config(["-c", str(path), "--help"])
+    assert "(default: 7)" in capsys.readouterr().out
+
+
 def test_saved_config_reloads_to_the_same_values(tmp_path):
-    config = parse_config(["-c", str(CONFIGS / "smoke.config"), "--z_size", "7", "--full_episode", "0"])
+    config = parse_config(["-c", str(CONFIGS / "smoke.config"), "--z_size", "7", "--full_episode", "0",
+                           "--ray_address", "head#2"])
     saved = save_config(config, tmp_path / "run.config")
     reloaded = parse_config(["-c", str(saved)])
     assert {key: getattr(reloaded, key) for key in KEYS} == {key: getattr(config, key) for key in KEYS}
@@ -92,7 +113,8 @@ def test_changed_settings_are_refused(tmp_path):
     check_same_settings(saved, changed, ["seed"])  # keys not compared may differ
 
 
-@pytest.mark.parametrize("override", [["--num_episodes", "-1"], ["--z_size", "abc"], ["--no_such_key", "1"]])
+@pytest.mark.parametrize("override", [["--num_episodes", "-1"], ["--z_size", "abc"], ["--no_such_key", "1"],
+                                      ["--env_name", "CarRacing-v2"]])
 def test_extract_script_rejects_bad_keys_before_any_work(tmp_path, override):
     command = [sys.executable, str(ROOT / "WorldModels" / "extract.py"), "-c", str(CONFIGS / "smoke.config"),
                "--results_dir", str(tmp_path), *override]

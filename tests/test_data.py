@@ -1,11 +1,13 @@
 """The tf.data frame pipeline: every frame once per epoch, scaled to [0, 1], shuffled, errors name the file."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from data import frame_dataset, load_frames
-from episodes import save_episode
+from data import episode_dataset, frame_dataset, load_frames, split_episodes
+from episodes import EpisodeFileError, EpisodeInfo, save_episode
 
 
 def write_episodes(folder, lengths):
@@ -36,9 +38,15 @@ def test_each_frame_comes_once_per_epoch_as_float_in_unit_range(tmp_path):
     assert ids != list(range(21)), "training batches must be shuffled"
 
 
-def test_unshuffled_dataset_keeps_file_order_and_repeat_goes_on(tmp_path):
+def test_episode_dataset_streams_whole_episodes_in_file_order(tmp_path):
+    paths = write_episodes(tmp_path, [3, 4, 2])
+    episodes = [episode.numpy() for episode in episode_dataset(paths)]
+    assert [len(episode) for episode in episodes] == [3, 4, 2] and episodes[0].dtype == np.uint8
+    assert [int(frame[0, 0, 0]) for episode in episodes for frame in episode] == list(range(9))
+
+
+def test_repeat_goes_on(tmp_path):
     paths = write_episodes(tmp_path, [3, 4])
-    assert frame_ids(frame_dataset(paths, batch_size=3, shuffle=False)) == list(range(7))
     repeated = frame_dataset(paths, batch_size=5, repeat=True, drop_remainder=True, seed=1)
     ids = frame_ids(repeated.take(6))
     assert len(ids) == 30 and set(ids) == set(range(7))
@@ -57,8 +65,35 @@ def test_a_bad_file_in_the_stream_is_named(tmp_path):
         frame_ids(frame_dataset(paths, batch_size=2, seed=0))
 
 
-def test_load_frames_returns_the_first_frames_in_order(tmp_path):
-    paths = write_episodes(tmp_path, [3, 4, 5])
-    frames = load_frames(paths, max_frames=5)
-    assert frames.shape == (5, 64, 64, 3) and frames.dtype == np.uint8
-    assert list(frames[:, 0, 0, 0]) == [0, 1, 2, 3, 4]
+def test_load_frames_spreads_over_episodes_and_time(tmp_path):
+    paths = write_episodes(tmp_path, [10, 10, 10])  # frame ids 0..9, 10..19, 20..29
+    frames = load_frames(paths, 6)
+    assert frames.shape == (6, 64, 64, 3) and frames.dtype == np.uint8
+    ids = list(frames[:, 0, 0, 0])
+    assert ids == sorted(ids) and len(set(ids)) == 6
+    assert {i // 10 for i in ids} == {0, 1, 2}, "every episode contributes"
+    assert max(ids) - min(ids) > 20, "from the start to the end, not just the first frames"
+    assert len(load_frames(paths, 100)) == 30  # never more than there are
+
+
+def infos(names):
+    return [EpisodeInfo(Path("record") / name, 10, ("obs",)) for name in names]
+
+
+def test_the_held_out_split_is_stable_as_episodes_are_added():
+    few = infos(f"episode_{i:06d}.npz" for i in range(40))
+    many = infos(f"episode_{i:06d}.npz" for i in range(400))
+    training, held_out = split_episodes(few, 0.1, seed=0)
+    assert len(training) + len(held_out) == 40 and not set(training) & set(held_out)
+    assert 0 < len(held_out) < 12
+    _, held_out_of_many = split_episodes(many, 0.1, seed=0)
+    assert set(held_out) <= set(held_out_of_many), "collecting more never moves an episode into training"
+    assert 20 < len(held_out_of_many) < 60
+    assert split_episodes(few, 0.1, seed=1)[1] != held_out, "the seed chooses the split"
+
+
+def test_at_least_one_episode_is_held_out_and_one_trains():
+    training, held_out = split_episodes(infos(["a.npz", "b.npz"]), 0.01, seed=0)
+    assert len(training) == len(held_out) == 1
+    with pytest.raises(EpisodeFileError, match="at least 2 episodes"):
+        split_episodes(infos(["a.npz"]), 0.1, seed=0)

@@ -80,6 +80,19 @@ def test_corrupted_bytes_are_caught_by_the_full_check(tmp_path):
         check_episode(path, full=True)
 
 
+def test_other_members_and_non_finite_values_are_refused(tmp_path):
+    path = save_episode(tmp_path / "notes.npz", **random_episode())
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("notes.txt", "hello")
+    with pytest.raises(EpisodeFileError, match="notes.npz: notes.txt is not a .npy array"):
+        check_episode(path, full=True)
+    episode = random_episode()
+    episode["reward"][3] = np.nan
+    path = save_episode(tmp_path / "nan.npz", **episode)
+    with pytest.raises(EpisodeFileError, match="nan.npz: reward holds NaN"):
+        check_episode(path, full=True)
+
+
 def test_not_a_zip_and_pickled_objects_are_refused(tmp_path):
     text = tmp_path / "text.npz"
     text.write_text("not an archive")

@@ -1,5 +1,7 @@
 """extract.py: a real 2-worker collection, resume after deletion and corruption, regeneration, Ray."""
 
+import importlib.util
+import io
 import os
 import signal
 import subprocess
@@ -9,11 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SMOKE_CONFIG
 
+import extract as extract_module
 from config import ConfigError, record_dir
+from conftest import SMOKE_CONFIG
 from episodes import check_episode, load_episode
-from extract import EPISODE_NAME, episode_seed, extract, run_episode
+from extract import EPISODE_NAME, collect_episode, episode_seed, extract, regenerate_episode
+from files import FolderLockedError, folder_lock
+from parallel_tasks import constant_action_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,20 +57,58 @@ def test_two_worker_extract_writes_valid_episodes_and_resumes(tiny_config):
     assert files[2].with_name(files[2].name + ".corrupt").exists()
 
 
-def test_the_recorded_seed_regenerates_the_episode(tiny_config):
-    seed = episode_seed(tiny_config.seed, 0, 0)
-    first, again = run_episode(tiny_config, seed), run_episode(tiny_config, seed)
-    np.testing.assert_array_equal(first["obs"], again["obs"])
-    np.testing.assert_array_equal(first["action"], again["action"])
-    assert episode_seed(0, 0, 0) != episode_seed(0, 1, 0) != episode_seed(0, 0, 1)
-
-
-def test_short_episodes_are_discarded_and_replaced(make_config):
-    # A car that never moves with max_frames=min_frames: every episode is exactly long enough,
-    # so lower the bar below and check that min_frames is enforced on what is kept.
-    config = make_config("--num_episodes", 2, "--max_frames", 12, "--min_frames", 12, "--num_workers", 1)
+def test_an_episode_file_regenerates_from_its_own_seed_and_settings(make_config):
+    config = make_config("--num_episodes", 1, "--max_frames", 25, "--min_frames", 5, "--num_workers", 1,
+                         "--extract_policy", "brownian", "--seed", 7)
     extract(config)
-    assert all(check_episode(path).length >= 12 for path in episode_files(config))
+    [path] = episode_files(config)
+    stored = load_episode(path)
+    regenerated = regenerate_episode(path)  # from the file alone: no config given
+    np.testing.assert_array_equal(regenerated["obs"], stored["obs"])
+    np.testing.assert_array_equal(regenerated["action"].astype(np.float16), stored["action"])
+    assert int(stored["seed"]) == episode_seed(7, 0, 0)
+
+
+def test_seeds_differ_across_episodes_and_attempts():
+    seeds = {episode_seed(0, index, attempt) for index in range(50) for attempt in range(3)}
+    assert len(seeds) == 150 and max(seeds) > 2**32  # 64-bit: no birthday collisions at paper scale
+
+
+def test_short_episodes_are_discarded_and_replaced(tiny_config, monkeypatch):
+    real_run_episode = extract_module.run_episode
+
+    def first_attempt_short(config, seed, policy_factory=None):
+        episode = real_run_episode(config, seed, policy_factory)
+        if seed == episode_seed(config.seed, 3, 0):
+            episode = {**episode, **{key: episode[key][:2] for key in ("obs", "action", "reward", "done")}}
+        return episode
+
+    monkeypatch.setattr(extract_module, "run_episode", first_attempt_short)
+    payload, stats = collect_episode(tiny_config, 3)
+    stored = np.load(io.BytesIO(payload))
+    assert stats["discarded"] == 1 and len(stored["obs"]) == tiny_config.max_frames
+    assert int(stored["seed"]) == episode_seed(tiny_config.seed, 3, 1)
+
+
+def test_a_trained_policy_can_be_plugged_in(tiny_config):
+    extract(tiny_config, policy_factory=constant_action_policy, policy_name="full-gas")
+    for path in episode_files(tiny_config):
+        episode = load_episode(path)
+        assert str(episode["policy"]) == "full-gas"
+        np.testing.assert_array_equal(episode["action"], np.tile([0.0, 1.0, 0.0], (30, 1)))
+
+
+def test_episodes_beyond_num_episodes_are_reported(tiny_config, make_config):
+    extract(tiny_config)
+    fewer = make_config("--num_episodes", 2, "--max_frames", 30, "--min_frames", 5, "--num_workers", 2)
+    summary = extract(fewer)
+    assert summary["episodes_collected"] == 0 and summary["other_episode_files"] == 2
+
+
+def test_a_second_writer_is_refused(tiny_config):
+    with folder_lock(record_dir(tiny_config), "another extract.py"):
+        with pytest.raises(FolderLockedError, match="another extract.py is writing"):
+            extract(tiny_config)
 
 
 def test_a_folder_never_mixes_two_settings(tiny_config, make_config):
@@ -90,9 +133,24 @@ def test_a_killed_run_leaves_only_complete_files_and_a_rerun_finishes(make_confi
     assert 0 < len(written) < 6, "the kill should land mid-run"
     for path in written:
         check_episode(path, full=True)
+    stale = record_dir(config) / ".episode_000005.12345.tmp.npz"  # as a kill during a write leaves it
+    stale.write_bytes(b"half an episode")
     assert extract(config)["episodes_collected"] == 6 - len(written)
+    assert not stale.exists()
     assert len(episode_files(config)) == 6
     assert not list(record_dir(config).glob(".*.tmp*"))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed")
+def test_ray_backend_from_the_command_line(tmp_path):
+    """Here extract.py itself starts the local Ray instance (parallel.RayTasks), as a user's run does."""
+    command = [sys.executable, str(ROOT / "WorldModels" / "extract.py"), "-c", str(SMOKE_CONFIG),
+               "--results_dir", str(tmp_path), "--num_episodes", "2", "--max_frames", "20", "--min_frames", "5",
+               "--num_workers", "2", "--backend", "ray"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "collected 2 episodes" in result.stdout
+    assert len(list((tmp_path / "smoke" / "CarRacing-v3" / "record").glob("episode_*.npz"))) == 2
 
 
 def test_ray_backend_collects_the_same_episodes(local_ray, make_config, tmp_path):

@@ -5,8 +5,10 @@ import time
 
 import pytest
 
+from crash_on_import_tasks import double
+from errors import UserFacingError
 from parallel import TaskFailedError, run_tasks
-from parallel_tasks import always_fail, fail_first_time, square
+from parallel_tasks import always_fail, fail_first_time, raise_own_timeout, raise_user_error, square
 
 
 def runner_config(backend="local", timeout=60.0, retries=2):
@@ -43,6 +45,26 @@ def test_a_task_failing_every_time_stops_the_run_with_its_traceback():
                        report=reports.append))
     assert "task 5 failed 2 times" in str(error.value) and "RuntimeError: broken task 5" in str(error.value)
     assert len(reports) == 1
+
+
+def test_a_pool_broken_by_workers_dying_at_start_up_is_started_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("CRASH_ON_IMPORT_MARKER", str(tmp_path / "crashed"))
+    reports = []
+    results = dict(run_tasks(double, [(n,) for n in range(4)], runner_config(), report=reports.append))
+    assert results == {(n,): 2 * n for n in range(4)}
+    assert (tmp_path / "crashed").exists() and reports, "the first workers must have died"
+
+
+def test_a_user_facing_error_stops_the_run_without_retries():
+    reports = []
+    with pytest.raises(UserFacingError, match="bad setting for 1"):
+        list(run_tasks(raise_user_error, [(1,)], runner_config(retries=3), report=reports.append))
+    assert reports == []
+
+
+def test_a_tasks_own_timeout_error_is_reported_with_its_traceback():
+    with pytest.raises(TaskFailedError, match="the task's own timeout 7"):
+        list(run_tasks(raise_own_timeout, [(7,)], runner_config(retries=0)))
 
 
 def test_ray_backend_runs_and_retries(local_ray, tmp_path):

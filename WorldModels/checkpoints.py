@@ -1,0 +1,73 @@
+"""Resumable training: the one checkpoint helper, for every stage trained with fit().
+
+TrainingCheckpoint keeps, in its folder, `checkpoint.weights.h5` (the model's weights, every
+optimizer's state and the random generator's state) and `checkpoint.json` (epochs completed),
+both written atomically at the end of every epoch and every `every_seconds` during one. A saved
+state is never one that holds NaN. Before fit():
+
+    initial_epoch = checkpoint.restore(model)
+    model.fit(..., initial_epoch=initial_epoch, callbacks=[checkpoint, ...])
+
+A run killed mid-epoch resumes from its last save: the weights of that moment, and the
+interrupted epoch's pass over the data started again.
+"""
+
+import csv
+import io
+import json
+import math
+import time
+from pathlib import Path
+
+import keras
+
+from files import atomic_path, write_json_atomic, write_text_atomic
+
+
+class TrainingCheckpoint(keras.callbacks.Callback):
+    def __init__(self, folder, every_seconds):
+        super().__init__()
+        self.folder, self.every_seconds = Path(folder), every_seconds
+        self.weights_path = self.folder / "checkpoint.weights.h5"
+        self.state_path = self.folder / "checkpoint.json"
+        self.epoch, self.last_save = 0, time.monotonic()
+
+    def restore(self, model):
+        """Load the saved state into `model` (built and compiled); return the epochs already done."""
+        if not self.state_path.exists():
+            return 0
+        optimizer = getattr(model, "optimizer", None)  # absent until compile()
+        if optimizer is not None and not optimizer.built:
+            # Optimizers create their state lazily; built now, it is restored rather than skipped.
+            optimizer.build(model.trainable_variables)
+        model.load_weights(self.weights_path)
+        return json.loads(self.state_path.read_text())["epochs_done"]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.monotonic() - self.last_save >= self.every_seconds:
+            self._save(epochs_done=self.epoch, logs=logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._save(epochs_done=epoch + 1, logs=logs)
+
+    def _save(self, epochs_done, logs):
+        if not all(math.isfinite(float(value)) for value in (logs or {}).values()):
+            return  # keep the last finite state; TerminateOnNaN stops the run
+        with atomic_path(self.weights_path) as temporary:
+            self.model.save_weights(temporary)
+        write_json_atomic(self.state_path, {"epochs_done": epochs_done})
+        self.last_save = time.monotonic()
+
+
+def truncate_log(csv_path, epochs):
+    """Keep a CSVLogger file's header and its first `epochs` rows (a resumed run rewrites the rest)."""
+    csv_path = Path(csv_path)
+    if not csv_path.exists():
+        return
+    rows = list(csv.reader(io.StringIO(csv_path.read_text())))
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows[:1 + epochs])
+    write_text_atomic(csv_path, buffer.getvalue())

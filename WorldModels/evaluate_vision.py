@@ -1,0 +1,31 @@
+"""Judge the trained vision models on the same held-out frames: reconstruction MSE, SSIM, sharpness.
+
+    python WorldModels/evaluate_vision.py -c WorldModels/configs/smoke.config
+
+Evaluates every trained model (vae, vaegan) on validation_frames frames spread over the held-out
+episodes, prints one table and writes <vision>/vision_metrics.json. Sharpness is the variance of
+the Laplacian of the reconstructions over that of the real frames (1.0: as sharp as the frames).
+"""
+
+from config import parse_config
+from errors import exit_on_user_error
+from vision import evaluate_vision
+
+
+def format_table(results):
+    lines = [f"{'vision':<8} {'MSE':>9} {'SSIM':>7} {'sharpness':>10} {'frames':>7}"]
+    for vision, metrics in results.items():
+        lines.append(f"{vision:<8} {metrics['mse']:>9.5f} {metrics['ssim']:>7.3f} {metrics['sharpness']:>10.3f} "
+                     f"{metrics['frames']:>7}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    results = evaluate_vision(parse_config(argv, description=__doc__.split("\n\n")[0]))
+    print(format_table(results))
+    return results
+
+
+if __name__ == "__main__":
+    with exit_on_user_error():
+        main()

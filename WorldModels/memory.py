@@ -1,0 +1,319 @@
+"""The memory stage (M), shared by series.py and rnn_train.py: encode rollouts, train the MDN-RNN.
+
+Outputs, under <results_dir>/<exp_name>/<env_name>/<vision>/ (one set per vision model):
+    series.npz              every episode encoded by that vision model (format: SERIES_FORMAT)
+    rnn.keras               the trained MDN-RNN
+    rnn_training_log.csv    losses per epoch, with val_z_nll beside val_baseline_nll (and tensorboard/rnn)
+    initial_z.json          {"mu": [...], "logvar": [...]}: first frames of the training episodes (the dream)
+    memory_metrics.json     held-out NLL of the RNN and of the baseline z_{t+1} = mu_t
+    figures/rnn_predictions_epoch_NNN.png   a held-out episode: frames, the vision model's
+                            reconstructions, and frames decoded from the RNN's one-step predictions
+    series.config, rnn_train.config, rnn_checkpoint/    resolved configs, the state a killed run resumes from
+"""
+
+import io
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from checkpoints import TrainingCheckpoint, truncate_log
+from config import check_same_settings, record_dir, save_config, vision_dir
+from data import episode_dataset, sequence_dataset, split_episodes, to_unit_float, validation_windows
+from episodes import list_episodes, load_episode
+from errors import UserFacingError
+from files import atomic_path, file_sha256, folder_lock, remove_stale_temporaries, write_bytes_atomic, write_json_atomic
+from plots import image_rows, save_figure
+from rnn.rnn import MDNRNN, DecayedLearningRate, mixture_mean
+from vision import load_vision_model, model_path
+from vision_metrics import as_uint8
+
+# series.npz: key -> description (E episodes, T = max_frames steps, shorter episodes padded)
+SERIES_FORMAT = {
+    "mu": "float16 (E, T, z_size): latent means; 0 on padded steps",
+    "logvar": "float16 (E, T, z_size): latent log-variances",
+    "action": "float16 (E, T, 3)",
+    "reward": "float16 (E, T)",
+    "done": "bool (E, T): True on the last step and on every padded step",
+    "length": "int32 (E): true number of steps",
+    "episode": "str (E): the episode file's name in record/",
+    "held_out": "bool (E): held out from training V and M (data.split_episodes)",
+    "vision_model": "str: sha256 of the .keras file the series was encoded with",
+}
+CHUNK_EPISODES = 100  # series are encoded in parts of this many episodes, so a killed run resumes
+RNN_SETTINGS = ("z_size", "rnn_max_seq_len", "rnn_size", "rnn_batch_size", "rnn_grad_clip", "rnn_num_mixture",
+                "rnn_learning_rate", "rnn_decay_rate", "rnn_min_learning_rate", "rnn_r_pred", "rnn_d_pred",
+                "rnn_d_true_weight", "rnn_validation_every", "seed")
+
+
+# -- series -----------------------------------------------------------------------------------
+
+def series_path(config, vision=None):
+    return vision_dir(config, vision) / "series.npz"
+
+
+def encode_series(config):
+    """Encode every episode of record/ with the config's vision model into series.npz; returns its path.
+
+    Up to date already (same episodes, same vision model): nothing is done. A killed run resumes
+    from the parts it finished (series_parts/).
+    """
+    vision = config.vision
+    folder = vision_dir(config, vision)
+    with folder_lock(folder, "series.py"):
+        remove_stale_temporaries(folder)
+        vision_model = load_vision_model(model_path(config, vision), config.z_size)
+        encode = frame_encoder(vision_model)
+        fingerprint = file_sha256(model_path(config, vision))
+        episodes = list_episodes(record_dir(config))
+        names = [info.path.name for info in episodes]
+        target = series_path(config, vision)
+        if target.exists() and _series_matches(target, names, fingerprint):
+            print(f"{target} is up to date ({len(names)} episodes, this {vision} model)")
+            return target
+        save_config(config, folder / "series.config")
+        parts = []
+        with tqdm(total=len(episodes), desc=f"series ({vision})", unit="episode", dynamic_ncols=True) as progress:
+            for start in range(0, len(episodes), CHUNK_EPISODES):
+                chunk = episodes[start:start + CHUNK_EPISODES]
+                part = folder / "series_parts" / f"part_{start // CHUNK_EPISODES:05d}.npz"
+                if not (part.exists() and _series_matches(part, names[start:start + len(chunk)], fingerprint)):
+                    arrays = encode_episodes(encode, chunk, config, progress)
+                    write_bytes_atomic(part, _npz_bytes({**arrays, "vision_model": fingerprint}))
+                else:
+                    progress.update(len(chunk))
+                parts.append(part)
+        _, held_out = split_episodes(episodes, config.holdout_fraction, config.seed)
+        series = _concatenate(parts)
+        series["held_out"] = np.isin(series["episode"], [info.path.name for info in held_out])
+        write_bytes_atomic(target, _npz_bytes({**series, "vision_model": fingerprint}))
+        for part in parts:
+            part.unlink()
+        (folder / "series_parts").rmdir()
+    print(f"wrote {target}: {len(names)} episodes ({int(series['held_out'].sum())} held out), "
+          f"{int(series['length'].sum())} steps")
+    return target
+
+
+def frame_encoder(vision_model):
+    """encode(uint8 frames (n, 64, 64, 3)) -> (mu, logvar), compiled once (any n)."""
+    return tf.function(lambda frames: vision_model.encode(to_unit_float(frames)), reduce_retracing=True)
+
+
+def encode_episodes(encode, episodes, config, progress=None):
+    """Series arrays (SERIES_FORMAT, without held_out) for EpisodeInfos. Episodes stream through
+    tf.data (read ahead while encoding); encode = frame_encoder(model) runs on batches of
+    vae_batch_size frames of one episode."""
+    steps = config.max_frames
+    lengths = np.array([min(info.length, steps) for info in episodes], np.int32)  # longer ones are cut
+    series = {"mu": np.zeros((len(episodes), steps, config.z_size), np.float16),
+              "action": np.zeros((len(episodes), steps, 3), np.float16),
+              "reward": np.zeros((len(episodes), steps), np.float16),
+              "done": np.ones((len(episodes), steps), bool)}
+    series["logvar"] = np.zeros_like(series["mu"])
+    frames_of = episode_dataset([info.path for info in episodes])
+    for index, (info, frames, length) in enumerate(zip(episodes, frames_of, lengths, strict=True)):
+        for start in range(0, length, config.vae_batch_size):
+            mu, logvar = encode(frames[start:min(start + config.vae_batch_size, length)])
+            series["mu"][index, start:start + len(mu)], series["logvar"][index, start:start + len(mu)] = mu, logvar
+        if progress is not None:
+            progress.update()
+        stored = load_episode(info.path, keys=[key for key in ("action", "reward", "done") if key in info.keys])
+        series["action"][index, :length] = stored["action"][:length]
+        if "reward" in stored:
+            series["reward"][index, :length] = stored["reward"][:length]
+        series["done"][index, :length] = stored["done"][:length] if "done" in stored else False
+        series["done"][index, length - 1] = True  # the last step (the original's files have no done)
+    return {**series, "length": lengths, "episode": np.array([info.path.name for info in episodes])}
+
+
+def _series_matches(path, names, fingerprint):
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return str(stored["vision_model"]) == fingerprint and stored["episode"].tolist() == names
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def _concatenate(parts):
+    loaded = []
+    for part in parts:
+        with np.load(part, allow_pickle=False) as stored:
+            loaded.append({key: stored[key] for key in stored.files if key != "vision_model"})
+    return {key: np.concatenate([arrays[key] for arrays in loaded]) for key in loaded[0]}
+
+
+def _npz_bytes(arrays):
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def load_series(config):
+    """The series.npz of the config's vision model as a dict of arrays; a clear error if it is missing or unfit."""
+    path = series_path(config)
+    if not path.exists():
+        raise UserFacingError(f"{path}: no series; run series.py --vision {config.vision} first")
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            series = {key: stored[key] for key in stored.files}
+    except (OSError, ValueError) as error:
+        raise UserFacingError(f"{path}: unreadable ({error}); delete it and run series.py again") from None
+    missing = [key for key in SERIES_FORMAT if key not in series]
+    if missing:
+        raise UserFacingError(f"{path}: missing {', '.join(missing)}; run series.py again")
+    if series["mu"].shape[-1] != config.z_size:
+        raise UserFacingError(f"{path}: z_size {series['mu'].shape[-1]}, the config says {config.z_size}")
+    if series["held_out"].all() or not series["held_out"].any():
+        raise UserFacingError(f"{path}: needs both training and held-out episodes")
+    return series
+
+
+# -- the MDN-RNN ------------------------------------------------------------------------------
+
+def rnn_path(config, vision=None):
+    return vision_dir(config, vision) / "rnn.keras"
+
+
+def build_rnn(config):
+    """A built and compiled MDN-RNN with the config's settings (Adam, clipped gradients, decay)."""
+    model = MDNRNN(config.z_size, config.rnn_size, config.rnn_num_mixture, config.rnn_r_pred, config.rnn_d_pred,
+                   config.rnn_d_true_weight, seed=config.seed)
+    model.build()
+    schedule = DecayedLearningRate(config.rnn_learning_rate, config.rnn_decay_rate, config.rnn_min_learning_rate)
+    model.compile(optimizer=keras.optimizers.Adam(schedule, clipvalue=config.rnn_grad_clip))
+    return model
+
+
+def load_rnn(path):
+    if not path.exists():
+        raise UserFacingError(f"{path}: no trained MDN-RNN; run rnn_train.py first")
+    try:
+        return keras.models.load_model(path, safe_mode=True, compile=False)
+    except Exception as error:
+        raise UserFacingError(f"{path}: not a loadable MDN-RNN ({type(error).__name__}: {error})") from None
+
+
+def baseline_variance(mu, logvar, lengths):
+    """Per-dimension variance, over the valid steps of episodes (E, T, z), of z_{t+1} - mu_t for z_{t+1}
+    sampled from N(mu_{t+1}, exp(logvar_{t+1})): E[(mu_{t+1} - mu_t)^2] + E[exp(logvar_{t+1})]. (z,)"""
+    steps = mu.shape[1]
+    valid = (np.arange(1, steps)[None, :] < lengths[:, None])[..., None]
+    spread = np.square(np.diff(mu.astype(np.float64), axis=1)) + np.exp(logvar[:, 1:].astype(np.float64))
+    return (spread * valid).sum(axis=(0, 1)) / max(valid.sum(), 1)
+
+
+def baseline_nll(z, mu, mask, variance):
+    """Mean NLL per dimension of z_{t+1} under N(mu_t, variance), over valid targets (mask[:, 1:]).
+
+    z, mu: windows (W, steps, z_size); mask (W, steps); variance (z_size,). The baseline "the next
+    latent is the current one" that a learned M must beat, judged on the RNN's own targets.
+    """
+    error = z[:, 1:].astype(np.float64) - mu[:, :-1].astype(np.float64)
+    nll = 0.5 * np.log(2 * np.pi * variance) + np.square(error) / (2 * variance)
+    target_mask = mask[:, 1:, None] * np.ones_like(nll)
+    return float((nll * target_mask).sum() / target_mask.sum())
+
+
+class BaselineInLog(keras.callbacks.Callback):
+    """Writes the baseline's held-out NLL into every epoch's logs (before CSVLogger sees them)."""
+
+    def __init__(self, value):
+        super().__init__()
+        self.value = value
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["val_baseline_nll"] = self.value
+
+
+class PredictionFigures(keras.callbacks.Callback):
+    """After every epoch: a held-out episode's frames t+1, the vision model's reconstruction of them,
+    and the frames decoded from the RNN's one-step prediction of z_{t+1} (the mixture mean)."""
+
+    def __init__(self, vision_model, frames, mu, action, steps, folder, label):
+        super().__init__()
+        self.vision_model, self.frames, self.mu, self.action = vision_model, frames, mu, action
+        self.steps, self.folder, self.label = steps, folder, label
+
+    def on_epoch_end(self, epoch, logs=None):
+        outputs = self.model([self.mu[None, :-1], self.action[None, :-1]])
+        predicted = mixture_mean(outputs["log_weights"], outputs["means"])[0].numpy()[self.steps]
+        rows = [("frame t+1", self.frames[self.steps + 1]),
+                (f"{self.label} z_(t+1)", as_uint8(self.vision_model.decode(self.mu[self.steps + 1]))),
+                ("RNN prediction", as_uint8(self.vision_model.decode(predicted)))]
+        figure = image_rows(rows, title=f"MDN-RNN one-step predictions, epoch {epoch + 1}")
+        save_figure(figure, self.folder / f"rnn_predictions_epoch_{epoch + 1:03d}.png")
+
+
+def _prediction_figures(config, series, held_out, folder):
+    """PredictionFigures for the first held-out episode (frames from record/)."""
+    index = int(np.flatnonzero(held_out)[0])
+    length = int(series["length"][index])
+    frames = load_episode(record_dir(config) / str(series["episode"][index]), keys=["obs"])["obs"]
+    steps = np.linspace(0, length - 2, min(8, length - 1)).astype(int)
+    return PredictionFigures(load_vision_model(model_path(config, config.vision), config.z_size), frames,
+                             series["mu"][index, :length].astype(np.float32),
+                             series["action"][index, :length].astype(np.float32), steps, folder / "figures",
+                             config.vision)
+
+
+def train_memory(config):
+    """Train the MDN-RNN on the config's vision model's series (resuming a killed run); returns its metrics."""
+    folder = vision_dir(config, config.vision)
+    with folder_lock(folder, "rnn_train.py"):
+        remove_stale_temporaries(folder)
+        saved_config = folder / "rnn_train.config"
+        if saved_config.exists():
+            check_same_settings(saved_config, config, RNN_SETTINGS)
+        save_config(config, saved_config)
+        series = load_series(config)
+        training, held_out = ~series["held_out"], series["held_out"]
+        write_json_atomic(folder / "initial_z.json", {"mu": series["mu"][training, 0].astype(float).tolist(),
+                                                      "logvar": series["logvar"][training, 0].astype(float).tolist()})
+        window = config.rnn_max_seq_len + 1
+        validation = validation_windows(series, np.flatnonzero(held_out), window, seed=config.seed)
+        variance = baseline_variance(series["mu"][training], series["logvar"][training], series["length"][training])
+        baseline = baseline_nll(validation["z"], validation["mu"], validation["mask"], variance)
+        keras.utils.set_random_seed(config.seed)
+        model = build_rnn(config)
+        checkpoint = TrainingCheckpoint(folder / "rnn_checkpoint", config.checkpoint_seconds)
+        initial_epoch = checkpoint.restore(model)
+        truncate_log(folder / "rnn_training_log.csv", initial_epoch)
+        epochs = math.ceil(config.rnn_num_steps / config.rnn_validation_every)
+        print(f"MDN-RNN on {config.vision} series: {int(training.sum())} training episodes, {int(held_out.sum())} "
+              f"held out ({len(validation['mu'])} windows); {epochs} epochs of {config.rnn_validation_every} steps; "
+              f"baseline z_(t+1) = mu_t: held-out NLL {baseline:.4f}; "
+              + (f"resuming after epoch {initial_epoch}" if initial_epoch else "starting"))
+        callbacks = [
+            checkpoint,
+            BaselineInLog(baseline),
+            keras.callbacks.CSVLogger(folder / "rnn_training_log.csv", append=True),
+            keras.callbacks.TensorBoard(folder / "tensorboard" / "rnn", write_graph=False),
+            keras.callbacks.TerminateOnNaN(),
+            _prediction_figures(config, series, held_out, folder),
+        ]
+        history = model.fit(
+            sequence_dataset(series, np.flatnonzero(training), window, config.rnn_batch_size,
+                             seed=config.seed + initial_epoch),
+            epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=config.rnn_validation_every,
+            validation_data=tf.data.Dataset.from_tensor_slices(validation).batch(config.rnn_batch_size),
+            callbacks=callbacks, shuffle=False)
+        losses = history.history.get("loss", [])
+        if losses and not np.isfinite(losses[-1]):
+            raise UserFacingError(f"MDN-RNN training diverged (loss {losses[-1]}); {checkpoint.folder} holds the "
+                                  "last finite state; lower rnn_learning_rate and rerun")
+        with atomic_path(rnn_path(config)) as temporary:
+            model.save(temporary)
+        evaluation = model.evaluate(tf.data.Dataset.from_tensor_slices(validation).batch(config.rnn_batch_size),
+                                    return_dict=True, verbose=0)
+        metrics = {"vision": config.vision, "val_z_nll": evaluation["z_nll"], "val_baseline_nll": baseline,
+                   **{f"val_{key}": value for key, value in evaluation.items() if key in ("reward_loss", "done_loss")}}
+        write_json_atomic(folder / "memory_metrics.json", metrics)
+    print(f"held-out NLL per latent dimension: MDN-RNN {metrics['val_z_nll']:.4f}, baseline z_(t+1) = mu_t "
+          f"{baseline:.4f}\nmodel {rnn_path(config)}; log {folder / 'rnn_training_log.csv'}; "
+          f"initial z {folder / 'initial_z.json'}; figures {folder / 'figures'}")
+    return metrics
+

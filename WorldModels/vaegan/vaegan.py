@@ -1,0 +1,206 @@
+"""VAE/GAN (Larsen et al. 2016, "Autoencoding beyond pixels using a learned similarity metric").
+
+The encoder and decoder are the ConvVAE's (same shapes, so the latents drop into series.py and
+the MDN-RNN unchanged); the decoder doubles as the GAN's generator. A discriminator Dis judges
+real frames x, reconstructions x~ = Dec(z ~ Enc(x)) and decoded prior samples x_p = Dec(z_p),
+z_p ~ N(0, I), and its intermediate layer Dis_l is the learned similarity metric:
+
+    L_prior = KL(q(z|x) || N(0, I)), floored at kl_tolerance * z_size as in World Models
+    L_llike = 1/2 ||Dis_l(x) - Dis_l(x~)||^2    (Gaussian log-likelihood of Dis_l(x) around Dis_l(x~))
+    L_GAN   = binary cross-entropy of Dis on x (real) against x~ and x_p (fake)
+
+    encoder       minimises L_prior + L_llike                  (+ pixel_weight * pixel loss)
+    decoder       minimises gamma * L_llike - L_GAN            (+ pixel_weight * pixel loss)
+    discriminator minimises L_GAN only
+
+Each network is updated with the gradient of its own loss only, so the discriminator is never
+trained on L_llike and the GAN loss never reaches the encoder (the paper's "limit error signals
+to relevant networks"). As in the paper's Algorithm 1 and the authors' code, the decoder's GAN
+loss is -L_GAN: it fools the discriminator by maximising the cross-entropy the discriminator
+minimises. That makes the decoder's GAN gradient the negated gradient of the discriminator's own
+loss with respect to the fake frames, so one backward pass through the discriminator serves both
+(see losses_and_gradients; the tests check it against each network's loss differentiated alone).
+
+Balance, from the authors' code: with real_cost = -mean log Dis(x) and fake_cost =
+-mean log(1 - Dis(fake)), the discriminator's update is skipped when either cost falls below
+equilibrium - margin (it is winning too easily), and the decoder's when either rises above
+equilibrium + margin (the discriminator is too weak to teach it); if both would be skipped, both
+run. equilibrium 0.68 is about ln 2, the cost of a discriminator that cannot tell.
+
+The discriminator mirrors the encoder (four stride-2 convolutions, ReLU as the authors), so a VAE/GAN step
+costs a small multiple of a VAE step; Dis_l is the output of convolution `feature_layer`
+(before its activation, as the authors take it).
+"""
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+from vae.vae import FRAME_SHAPE, ConvVAE, floored_kl, pixel_mse, sample_latent, squared_error
+
+# -- the math ---------------------------------------------------------------------------------
+
+def feature_distance(real_features, reconstruction_features):
+    """L_llike of each example: 1/2 sum of squared differences of Dis_l features: (batch,)."""
+    difference = tf.reshape(real_features - reconstruction_features, (tf.shape(real_features)[0], -1))
+    return 0.5 * tf.reduce_sum(tf.square(difference), axis=-1)
+
+
+def real_and_fake_costs(real_logits, fake_logits):
+    """(-mean log Dis(x), -mean log(1 - Dis(x_fake))): the discriminator's two cross-entropies."""
+    real_cost = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(real_logits), real_logits))
+    fake_cost = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.zeros_like(fake_logits), fake_logits))
+    return real_cost, fake_cost
+
+
+def equilibrium_updates(real_cost, fake_cost, equilibrium, margin):
+    """(update the discriminator?, update the decoder?) by the authors' rule (module docstring)."""
+    update_discriminator = tf.logical_not((real_cost < equilibrium - margin) | (fake_cost < equilibrium - margin))
+    update_decoder = tf.logical_not((real_cost > equilibrium + margin) | (fake_cost > equilibrium + margin))
+    neither = tf.logical_not(update_discriminator | update_decoder)
+    return update_discriminator | neither, update_decoder | neither
+
+
+# -- the discriminator ------------------------------------------------------------------------
+
+def build_discriminator(feature_layer=3):
+    """frames (batch, 64, 64, 3) -> [Dis_l features, real/fake logit (batch, 1)]."""
+    frames = keras.Input(FRAME_SHAPE, name="frames")
+    hidden, features = frames, None
+    for index, filters in enumerate((32, 64, 128, 256), start=1):
+        hidden = layers.Conv2D(filters, 4, strides=2, name=f"conv{index}")(hidden)
+        if index == feature_layer:
+            features = hidden
+        hidden = layers.ReLU()(hidden)
+    logit = layers.Dense(1, name="logit")(layers.Flatten()(hidden))
+    return keras.Model(frames, [features, logit], name="discriminator")
+
+
+# -- the model --------------------------------------------------------------------------------
+
+@keras.saving.register_keras_serializable(package="WorldModels")
+class VAEGAN(ConvVAE):
+    """A ConvVAE whose decoder is trained through a discriminator's features and a GAN loss.
+
+    encode/decode/call are the ConvVAE's. compile() takes one optimizer per network.
+    """
+
+    TRACKED = ("loss", "kl_loss", "llike_loss", "pixel_mse", "discriminator_loss", "real_accuracy",
+               "fake_accuracy", "discriminator_updates", "decoder_updates")
+
+    def __init__(self, z_size=32, kl_tolerance=0.5, gamma=10.0, pixel_weight=0.1, equilibrium=0.68,
+                 margin=0.35, feature_layer=3, seed=None, **kwargs):
+        super().__init__(z_size=z_size, kl_tolerance=kl_tolerance, seed=seed, **kwargs)
+        self.gamma, self.pixel_weight, self.feature_layer = gamma, pixel_weight, feature_layer
+        self.equilibrium, self.margin = equilibrium, margin
+        self.discriminator = build_discriminator(feature_layer)
+
+    def build(self, input_shape=(None, *FRAME_SHAPE)):
+        super().build(input_shape)
+        self.discriminator.build(input_shape)
+
+    def compile(self, encoder_optimizer, decoder_optimizer, discriminator_optimizer, **kwargs):
+        super().compile(optimizer=None, **kwargs)  # one optimizer per network instead
+        self.encoder_optimizer = encoder_optimizer
+        self.decoder_optimizer = decoder_optimizer
+        self.discriminator_optimizer = discriminator_optimizer
+        # Built now, so that their state can be restored from a checkpoint before the first step.
+        self.encoder_optimizer.build(self.encoder.trainable_variables)
+        self.decoder_optimizer.build(self.decoder.trainable_variables)
+        self.discriminator_optimizer.build(self.discriminator.trainable_variables)
+
+    def compute_losses(self, frames, noise, prior_z, training=False):
+        """Every loss of the module docstring, and (reconstructions, prior samples), for frames,
+        latent noise and prior latents z_p."""
+        mu, logvar = self.encode(frames, training=training)
+        reconstructions = self.decode(sample_latent(mu, logvar, noise), training=training)
+        samples = self.decode(prior_z, training=training)
+        real_features, real_logits = self.discriminator(frames, training=training)
+        reconstruction_features, reconstruction_logits = self.discriminator(reconstructions, training=training)
+        _, sample_logits = self.discriminator(samples, training=training)
+        fake_logits = tf.concat([reconstruction_logits, sample_logits], axis=0)
+
+        kl_loss = tf.reduce_mean(floored_kl(mu, logvar, self.kl_tolerance))
+        llike_loss = tf.reduce_mean(feature_distance(real_features, reconstruction_features))
+        pixel_loss = tf.reduce_mean(squared_error(frames, reconstructions))
+        real_cost, fake_cost = real_and_fake_costs(real_logits, fake_logits)
+        gan_loss = real_cost + fake_cost
+        losses = {
+            # each network's own objective
+            "encoder": kl_loss + llike_loss + self.pixel_weight * pixel_loss,
+            "decoder": self.gamma * llike_loss - gan_loss + self.pixel_weight * pixel_loss,
+            "discriminator": gan_loss,
+            # what is logged, and what the equilibrium rule reads
+            "loss": kl_loss + llike_loss, "kl_loss": kl_loss, "llike_loss": llike_loss, "pixel_loss": pixel_loss,
+            "pixel_mse": pixel_mse(frames, reconstructions), "discriminator_loss": gan_loss,
+            "real_cost": real_cost, "fake_cost": fake_cost,
+            "real_accuracy": tf.reduce_mean(tf.cast(real_logits > 0, tf.float32)),
+            "fake_accuracy": tf.reduce_mean(tf.cast(fake_logits < 0, tf.float32)),
+        }
+        return losses, (reconstructions, samples)
+
+    def losses_and_gradients(self, frames, noise, prior_z):
+        """(losses, {network: gradient of that network's own loss w.r.t. its own variables}).
+
+        Equal to differentiating losses["encoder"], ["decoder"], ["discriminator"] separately,
+        computed with one backward pass through the discriminator and two through the decoder.
+        """
+        with tf.GradientTape(persistent=True) as tape:
+            losses, (reconstructions, samples) = self.compute_losses(frames, noise, prior_z, training=True)
+        discriminator_variables = self.discriminator.trainable_variables
+        # L_GAN once: the discriminator's own gradient, and how the fake frames move it.
+        *discriminator_gradients, gan_wrt_reconstructions, gan_wrt_samples = tape.gradient(
+            losses["discriminator"], [*discriminator_variables, reconstructions, samples])
+        # How L_llike and the pixel loss move the reconstructions (not the discriminator: not its loss).
+        llike_wrt_reconstructions, pixel_wrt_reconstructions = (
+            tape.gradient(losses[name], reconstructions) for name in ("llike_loss", "pixel_loss"))
+        pixel_term = self.pixel_weight * pixel_wrt_reconstructions
+        decoder_gradients = tape.gradient(  # gamma * L_llike - L_GAN (+ pixel), through the decoder
+            [reconstructions, samples], self.decoder.trainable_variables,
+            output_gradients=[self.gamma * llike_wrt_reconstructions - gan_wrt_reconstructions + pixel_term,
+                              -gan_wrt_samples])
+        encoder_gradients = tape.gradient(  # L_prior + L_llike (+ pixel); no GAN term reaches the encoder
+            [reconstructions, losses["kl_loss"]], self.encoder.trainable_variables,
+            output_gradients=[llike_wrt_reconstructions + pixel_term, tf.ones(())])
+        del tape
+        return losses, {"encoder": encoder_gradients, "decoder": decoder_gradients,
+                        "discriminator": discriminator_gradients}
+
+    def train_step(self, frames):
+        batch = tf.shape(frames)[0]
+        noise = keras.random.normal((batch, self.z_size), seed=self.seed_generator)
+        prior_z = keras.random.normal((batch, self.z_size), seed=self.seed_generator)
+        losses, gradients = self.losses_and_gradients(frames, noise, prior_z)
+        update_discriminator, update_decoder = equilibrium_updates(
+            losses["real_cost"], losses["fake_cost"], self.equilibrium, self.margin)
+        self.encoder_optimizer.apply_gradients(zip(gradients["encoder"], self.encoder.trainable_variables, strict=True))
+        self._apply_if(update_decoder, self.decoder_optimizer, gradients["decoder"], self.decoder)
+        self._apply_if(update_discriminator, self.discriminator_optimizer, gradients["discriminator"],
+                       self.discriminator)
+        losses["decoder_updates"] = tf.cast(update_decoder, tf.float32)
+        losses["discriminator_updates"] = tf.cast(update_discriminator, tf.float32)
+        return self._track(losses)
+
+    @staticmethod
+    def _apply_if(condition, optimizer, gradients, network):
+        """Apply a network's update only when `condition` holds (a true skip: no optimizer step)."""
+        def apply():
+            optimizer.apply_gradients(zip(gradients, network.trainable_variables, strict=True))
+            return tf.constant(True)
+        tf.cond(condition, apply, lambda: tf.constant(False))
+
+    def test_step(self, frames):
+        batch = tf.shape(frames)[0]
+        prior_z = keras.random.normal((batch, self.z_size), seed=self.seed_generator)
+        losses, (reconstructions, _) = self.compute_losses(frames, tf.zeros((batch, self.z_size)), prior_z)
+        # The update rule does not run in validation; log the fraction that would have run.
+        update_discriminator, update_decoder = equilibrium_updates(
+            losses["real_cost"], losses["fake_cost"], self.equilibrium, self.margin)
+        losses["decoder_updates"] = tf.cast(update_decoder, tf.float32)
+        losses["discriminator_updates"] = tf.cast(update_discriminator, tf.float32)
+        self.sharpness_tracker.update_state(frames, reconstructions)
+        return {**self._track(losses), "sharpness": self.sharpness_tracker.result()}
+
+    def get_config(self):
+        return {**super().get_config(), "gamma": self.gamma, "pixel_weight": self.pixel_weight,
+                "equilibrium": self.equilibrium, "margin": self.margin, "feature_layer": self.feature_layer}

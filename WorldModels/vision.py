@@ -1,0 +1,170 @@
+"""The vision stage (V), shared by vae_train.py and vaegan_train.py: build, train, save, evaluate.
+
+Outputs, under <results_dir>/<exp_name>/<env_name>/<vision>/:
+    <vision>.keras           the trained model (Keras format; load with load_vision_model)
+    training_log.csv         one row of losses and validation metrics per epoch (also tensorboard/)
+    figures/reconstructions_epoch_NNN.png   held-out frames, reconstructions, prior samples
+    vision_metrics.json      MSE, SSIM and sharpness on the held-out frames
+    <vision>_train.config    the resolved config;  checkpoint/  the state a killed run resumes from
+"""
+
+import keras
+import numpy as np
+
+from checkpoints import TrainingCheckpoint, truncate_log
+from config import check_same_settings, record_dir, save_config, vision_dir
+from data import array_dataset, frame_dataset, load_frames, split_episodes
+from episodes import list_episodes
+from errors import UserFacingError
+from files import atomic_path, folder_lock, remove_stale_temporaries, write_json_atomic
+from plots import image_rows, save_figure
+from vae.vae import ConvVAE
+from vaegan.vaegan import VAEGAN
+from vision_metrics import as_uint8, evaluate_reconstructions
+
+VISIONS = ("vae", "vaegan")
+FIGURE_FRAMES = 8
+# Settings a trained model depends on: a rerun with other values is refused rather than resumed.
+SETTINGS = {
+    "vae": ("z_size", "vae_kl_tolerance", "vae_batch_size", "vae_learning_rate", "holdout_fraction", "seed"),
+    "vaegan": ("z_size", "vae_kl_tolerance", "vae_batch_size", "holdout_fraction", "seed", "vaegan_learning_rate",
+               "vaegan_gamma", "vaegan_pixel_weight", "vaegan_equilibrium", "vaegan_margin", "vaegan_feature_layer"),
+}
+
+
+def model_path(config, vision):
+    return vision_dir(config, vision) / f"{vision}.keras"
+
+
+def build_vision_model(config, vision):
+    """A built and compiled ConvVAE or VAEGAN with the config's settings."""
+    if vision == "vae":
+        model = ConvVAE(config.z_size, config.vae_kl_tolerance, seed=config.seed)
+        model.build()
+        model.compile(optimizer=keras.optimizers.Adam(config.vae_learning_rate))
+    else:
+        model = VAEGAN(config.z_size, config.vae_kl_tolerance, gamma=config.vaegan_gamma,
+                       pixel_weight=config.vaegan_pixel_weight, equilibrium=config.vaegan_equilibrium,
+                       margin=config.vaegan_margin, feature_layer=config.vaegan_feature_layer, seed=config.seed)
+        model.build()
+        model.compile(*(keras.optimizers.RMSprop(config.vaegan_learning_rate) for _ in range(3)))
+    return model
+
+
+def load_vision_model(path, z_size=None):
+    """A trained vision model from its .keras file (safe mode); a clear error if missing or unfit."""
+    if not path.exists():
+        raise UserFacingError(f"{path}: no trained vision model; run {path.stem}_train.py first")
+    try:
+        model = keras.models.load_model(path, safe_mode=True, compile=False)
+    except Exception as error:
+        raise UserFacingError(f"{path}: not a loadable vision model ({type(error).__name__}: {error})") from None
+    if not isinstance(model, ConvVAE) or tuple(model.encoder.input_shape[1:]) != (64, 64, 3):
+        raise UserFacingError(f"{path}: not a vision model for 64x64x3 frames")
+    if z_size is not None and model.z_size != z_size:
+        raise UserFacingError(f"{path}: has z_size={model.z_size}, the config says z_size={z_size}")
+    return model
+
+
+def held_out_frames(config):
+    """(training episodes, held-out episodes, config.validation_frames frames spread over the held-out ones)."""
+    training, held_out = split_episodes(list_episodes(record_dir(config)), config.holdout_fraction, config.seed)
+    return training, held_out, load_frames([info.path for info in held_out], config.validation_frames)
+
+
+class ReconstructionFigures(keras.callbacks.Callback):
+    """After every epoch: held-out frames, their reconstructions (and any comparison rows, such as
+    another model's), and frames decoded from fixed prior samples, saved as one figure."""
+
+    def __init__(self, frames, folder, label, comparison_rows=(), seed=0):
+        super().__init__()
+        self.frames, self.folder, self.label, self.comparison_rows = frames, folder, label, list(comparison_rows)
+        self.seed = seed
+
+    def on_train_begin(self, logs=None):
+        # The same prior samples every epoch, so the figures show the decoder changing, not the samples.
+        rng = np.random.default_rng(self.seed)
+        self.prior_z = rng.standard_normal((len(self.frames), self.model.z_size)).astype("float32")
+
+    def on_epoch_end(self, epoch, logs=None):
+        rows = [("held-out", self.frames), (self.label, reconstruct(self.model, self.frames)),
+                *self.comparison_rows, ("prior samples", as_uint8(self.model.decode(self.prior_z)))]
+        figure = image_rows(rows, title=f"{self.label}, epoch {epoch + 1}")
+        save_figure(figure, self.folder / f"reconstructions_epoch_{epoch + 1:03d}.png")
+
+
+def reconstruct(model, frames):
+    """uint8 frames -> uint8 reconstructions (from the latent mean)."""
+    return as_uint8(model(frames.astype("float32") / 255.0, training=False))
+
+
+def train_vision(config, vision):
+    """Train the vision model `vision` on record/ (resuming a killed run); returns its metrics dict."""
+    folder = vision_dir(config, vision)
+    with folder_lock(folder, f"{vision}_train.py"):
+        remove_stale_temporaries(folder)
+        saved_config = folder / f"{vision}_train.config"
+        if saved_config.exists():
+            check_same_settings(saved_config, config, SETTINGS[vision])
+        save_config(config, saved_config)
+        training, held_out, validation_frames = held_out_frames(config)
+        keras.utils.set_random_seed(config.seed)
+        model = build_vision_model(config, vision)
+        checkpoint = TrainingCheckpoint(folder / "checkpoint", config.checkpoint_seconds)
+        initial_epoch = checkpoint.restore(model)
+        truncate_log(folder / "training_log.csv", initial_epoch)
+        frames_per_epoch = sum(info.length for info in training)
+        print(f"{vision}: {len(training)} training episodes ({frames_per_epoch} frames), {len(held_out)} held out; "
+              + (f"resuming after epoch {initial_epoch}" if initial_epoch else "starting") + f"; outputs in {folder}")
+        train_batches = frame_dataset([info.path for info in training], config.vae_batch_size,
+                                      seed=config.seed + initial_epoch, repeat=True, drop_remainder=True)
+        figure_frames = validation_frames[np.linspace(0, len(validation_frames) - 1, FIGURE_FRAMES).astype(int)]
+        callbacks = [
+            checkpoint,
+            keras.callbacks.CSVLogger(folder / "training_log.csv", append=True),
+            keras.callbacks.TensorBoard(folder / "tensorboard", write_graph=False),
+            keras.callbacks.TerminateOnNaN(),
+            ReconstructionFigures(figure_frames, folder / "figures", vision, seed=config.seed,
+                                  comparison_rows=_other_vision_rows(config, vision, figure_frames)),
+        ]
+        history = model.fit(train_batches, epochs=config.vae_num_epoch, initial_epoch=initial_epoch,
+                            steps_per_epoch=max(1, frames_per_epoch // config.vae_batch_size),
+                            validation_data=array_dataset(validation_frames, config.vae_batch_size),
+                            shuffle=False,  # the pipeline shuffles; Keras cannot shuffle a tf.data stream
+                            callbacks=callbacks)
+        losses = history.history.get("loss", [])
+        if losses and not np.isfinite(losses[-1]):
+            raise UserFacingError(f"{vision} training diverged (loss {losses[-1]}); {checkpoint.folder} holds the "
+                                  "last finite state; lower the learning rate and rerun")
+        with atomic_path(model_path(config, vision)) as temporary:
+            model.save(temporary)
+        metrics = {"vision": vision, **evaluate_reconstructions(model, validation_frames)}
+        write_json_atomic(folder / "vision_metrics.json", metrics)
+    print(f"{vision}: held-out MSE {metrics['mse']:.5f}, SSIM {metrics['ssim']:.3f}, "
+          f"sharpness {metrics['sharpness']:.3f}\nmodel {model_path(config, vision)}; "
+          f"log {folder / 'training_log.csv'}; figures {folder / 'figures'}")
+    return metrics
+
+
+def _other_vision_rows(config, vision, frames):
+    """For the VAE/GAN's figure: the trained VAE's reconstructions of the same frames, if it exists."""
+    other = "vae" if vision == "vaegan" else None
+    if other is None or not model_path(config, other).exists():
+        return []
+    return [(other, reconstruct(load_vision_model(model_path(config, other), config.z_size), frames))]
+
+
+def evaluate_vision(config, visions=VISIONS):
+    """Metrics of every trained vision model in `visions` on the same held-out frames: {vision: dict}."""
+    _, _, frames = held_out_frames(config)
+    results = {}
+    for vision in visions:
+        if model_path(config, vision).exists():
+            model = load_vision_model(model_path(config, vision), config.z_size)
+            results[vision] = {"vision": vision, **evaluate_reconstructions(model, frames)}
+            write_json_atomic(vision_dir(config, vision) / "vision_metrics.json", results[vision])
+    if not results:
+        raise UserFacingError(f"no trained vision model under {vision_dir(config, 'vae').parent}; "
+                              "run vae_train.py or vaegan_train.py first")
+    return results
+

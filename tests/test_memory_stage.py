@@ -1,0 +1,163 @@
+"""series.py and rnn_train.py on tiny rollouts: the series format, resuming, refusals, the RNN's outputs."""
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import memory
+from config import parse_config, vision_dir
+from conftest import SMOKE_CONFIG
+from data import split_episodes
+from episodes import list_episodes, load_episode
+from errors import UserFacingError
+from extract import extract
+from memory import encode_series, load_rnn, load_series, rnn_path, series_path, train_memory
+from vision import load_vision_model, model_path, train_vision
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--num_episodes", "5", "--max_frames", "30", "--min_frames", "5", "--num_workers", "2",
+        "--vae_batch_size", "8", "--vae_num_epoch", "1", "--validation_frames", "16", "--holdout_fraction", "0.25",
+        "--rnn_size", "16", "--rnn_batch_size", "2", "--rnn_max_seq_len", "10", "--rnn_num_steps", "6",
+        "--rnn_validation_every", "3"]
+
+
+@pytest.fixture(scope="module")
+def trained_vision(tmp_path_factory):
+    """Tiny rollouts and a VAE trained on them, made once for the module."""
+    results = tmp_path_factory.mktemp("memory")
+    config = parse_config(["-c", str(SMOKE_CONFIG), "--results_dir", str(results), *TINY])
+    extract(config)
+    train_vision(config, "vae")
+    return results
+
+
+@pytest.fixture
+def tiny(trained_vision, tmp_path):
+    shutil.copytree(trained_vision, tmp_path / "results", dirs_exist_ok=True)
+
+    def make(*overrides):
+        return parse_config(["-c", str(SMOKE_CONFIG), "--results_dir", str(tmp_path / "results"), *TINY,
+                             *map(str, overrides)])
+    return make
+
+
+def test_series_holds_every_episode_in_the_documented_format(tiny):
+    config = tiny()
+    path = encode_series(config)
+    assert path == series_path(config) == vision_dir(config, "vae") / "series.npz"
+    series = load_series(config)
+    episodes = list_episodes(Path(config.results_dir) / "smoke" / "CarRacing-v3" / "record")
+    count = len(episodes)
+    assert series["mu"].shape == series["logvar"].shape == (count, 30, 32) and series["mu"].dtype == np.float16
+    assert series["action"].shape == (count, 30, 3) and series["action"].dtype == np.float16
+    assert series["reward"].dtype == np.float16 and series["done"].dtype == bool
+    assert series["length"].tolist() == [info.length for info in episodes]
+    assert series["episode"].tolist() == [info.path.name for info in episodes]
+    _, held_out = split_episodes(episodes, config.holdout_fraction, config.seed)
+    assert series["episode"][series["held_out"]].tolist() == [info.path.name for info in held_out]
+    for index, length in enumerate(series["length"]):
+        assert series["done"][index, length - 1] and not series["done"][index, :length - 1].any()
+        assert series["done"][index, length:].all() and not series["mu"][index, length:].any()
+    assert not (vision_dir(config, "vae") / "series_parts").exists()
+
+
+def test_series_encodings_match_the_vision_model(tiny):
+    config = tiny()
+    encode_series(config)
+    series = load_series(config)
+    model = load_vision_model(model_path(config, "vae"))
+    obs = load_episode(Path(config.results_dir) / "smoke/CarRacing-v3/record" / str(series["episode"][1]))["obs"]
+    mu, logvar = model.encode(obs.astype(np.float32) / 255.0)
+    np.testing.assert_allclose(series["mu"][1, :len(obs)], mu.numpy(), atol=2e-2, rtol=1e-2)  # float16
+    np.testing.assert_allclose(series["logvar"][1, :len(obs)], logvar.numpy(), atol=2e-2, rtol=1e-2)
+
+
+def test_an_up_to_date_series_is_not_encoded_again_and_a_killed_one_resumes(tiny, monkeypatch):
+    config = tiny()
+    monkeypatch.setattr(memory, "CHUNK_EPISODES", 2)
+    real_encode, calls, killed = memory.encode_episodes, [], []
+
+    class Killed(Exception):
+        pass
+
+    def encode_then_die(encode, episodes, config, progress=None):
+        calls.append([info.path.name for info in episodes])
+        if len(calls) == 2 and not killed:
+            killed.append(True)
+            raise Killed  # the first run dies while encoding its second part
+        return real_encode(encode, episodes, config, progress)
+
+    monkeypatch.setattr(memory, "encode_episodes", encode_then_die)
+    with pytest.raises(Killed):
+        encode_series(config)
+    assert len(list((vision_dir(config, "vae") / "series_parts").glob("part_*.npz"))) == 1
+    calls.clear()
+    encode_series(config)
+    assert len(calls) == 2, "the finished part is reused: two of three parts are encoded"
+    stamp = series_path(config).stat().st_mtime_ns
+    calls.clear()
+    encode_series(config)
+    assert calls == [] and series_path(config).stat().st_mtime_ns == stamp
+
+
+def test_series_refuses_a_missing_or_mismatched_vision_model(tiny):
+    with pytest.raises(UserFacingError, match="vaegan.keras: no trained vision model"):
+        encode_series(tiny("--vision", "vaegan"))
+    with pytest.raises(UserFacingError, match="z_size=32, the config says z_size=16"):
+        encode_series(tiny("--z_size", 16))
+    with pytest.raises(UserFacingError, match="no series; run series.py --vision vae first"):
+        train_memory(tiny())
+
+
+def test_rnn_training_writes_model_log_initial_z_figures_and_metrics(tiny):
+    config = tiny()
+    encode_series(config)
+    metrics = train_memory(config)
+    folder = vision_dir(config, "vae")
+    model = load_rnn(rnn_path(config))
+    assert model.z_size == 32 and model.rnn_size == 16
+    with open(folder / "rnn_training_log.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["epoch"] for row in rows] == ["0", "1"]
+    assert {"z_nll", "val_z_nll", "val_baseline_nll"} <= set(rows[0])
+    assert float(rows[0]["val_baseline_nll"]) == pytest.approx(metrics["val_baseline_nll"])
+    initial = json.loads((folder / "initial_z.json").read_text())
+    series = load_series(config)
+    assert np.array(initial["mu"]).shape == (int((~series["held_out"]).sum()), 32)
+    np.testing.assert_allclose(initial["mu"], series["mu"][~series["held_out"], 0].astype(float))
+    assert (folder / "figures" / "rnn_predictions_epoch_002.png").exists()
+    assert json.loads((folder / "memory_metrics.json").read_text()) == metrics
+    assert np.isfinite(metrics["val_z_nll"]) and np.isfinite(metrics["val_baseline_nll"])
+
+
+def test_more_steps_train_on_and_changed_settings_are_refused(tiny):
+    encode_series(tiny())
+    train_memory(tiny())
+    train_memory(tiny("--rnn_num_steps", 9))
+    with open(vision_dir(tiny(), "vae") / "rnn_training_log.csv") as handle:
+        assert [row["epoch"] for row in csv.DictReader(handle)] == ["0", "1", "2"]
+    with pytest.raises(Exception, match="rnn_size=16 there, 32 now"):
+        train_memory(tiny("--rnn_size", 32))
+
+
+def test_reward_and_done_heads_train_when_asked(tiny):
+    config = tiny("--rnn_r_pred", 1, "--rnn_d_pred", 1, "--rnn_d_true_weight", 5)
+    encode_series(config)
+    metrics = train_memory(config)
+    assert np.isfinite(metrics["val_reward_loss"]) and np.isfinite(metrics["val_done_loss"])
+
+
+def test_the_scripts_run_from_the_command_line(tiny):
+    config = tiny()
+    for script in ("series.py", "rnn_train.py"):
+        command = [sys.executable, str(ROOT / "WorldModels" / script), "-c", str(SMOKE_CONFIG),
+                   "--results_dir", config.results_dir, *TINY]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+    assert "held-out NLL per latent dimension" in result.stdout

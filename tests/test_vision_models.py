@@ -1,0 +1,239 @@
+"""The vision models: shapes, losses against numpy, the VAE/GAN's gradient routing, learning, save/load."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from errors import UserFacingError
+from vae.vae import ConvVAE, build_decoder, build_encoder, floored_kl, kl_divergence, sample_latent, squared_error
+from vaegan.vaegan import VAEGAN, build_discriminator, equilibrium_updates, feature_distance, real_and_fake_costs
+from vision import load_vision_model
+from vision_metrics import SharpnessRatio, evaluate_reconstructions, laplacian_variance, sharpness_ratio
+
+rng = np.random.default_rng(0)
+
+
+def frames(count=6, seed=0):
+    """Smooth random images (blurred noise), float32 in [0, 1]."""
+    noise = np.random.default_rng(seed).uniform(0, 1, (count, 16, 16, 3)).astype(np.float32)
+    return tf.image.resize(noise, (64, 64)).numpy().clip(0, 1)
+
+
+# -- shapes -----------------------------------------------------------------------------------
+
+def test_network_shapes_follow_world_models():
+    encoder, decoder = build_encoder(32), build_decoder(32)
+    assert [layer.filters for layer in encoder.layers if isinstance(layer, keras.layers.Conv2D)] == [32, 64, 128, 256]
+    assert [(layer.filters, layer.kernel_size[0]) for layer in decoder.layers
+            if isinstance(layer, keras.layers.Conv2DTranspose)] == [(128, 5), (64, 5), (32, 6), (3, 6)]
+    mu, logvar = encoder(frames(5))
+    assert mu.shape == logvar.shape == (5, 32)
+    images = decoder(tf.zeros((5, 32)))
+    assert images.shape == (5, 64, 64, 3) and images.dtype == tf.float32
+    assert float(tf.reduce_min(images)) >= 0.0 and float(tf.reduce_max(images)) <= 1.0
+    features, logit = build_discriminator(feature_layer=3)(frames(5))
+    assert features.shape == (5, 6, 6, 128) and logit.shape == (5, 1)
+    assert build_discriminator(feature_layer=2)(frames(1))[0].shape == (1, 14, 14, 64)
+
+
+# -- losses against numpy ---------------------------------------------------------------------
+
+def test_kl_against_the_closed_form():
+    mu, logvar = rng.normal(size=(7, 5)).astype(np.float32), rng.normal(size=(7, 5)).astype(np.float32)
+    variance = np.exp(logvar)
+    expected = 0.5 * np.sum(variance + mu**2 - 1.0 - logvar, axis=1)  # KL(N(mu, var) || N(0, 1))
+    np.testing.assert_allclose(kl_divergence(mu, logvar), expected, rtol=1e-5)
+    np.testing.assert_allclose(floored_kl(mu, logvar, 0.5), np.maximum(expected, 0.5 * 5), rtol=1e-5)
+    np.testing.assert_allclose(kl_divergence(np.zeros((2, 5)), np.zeros((2, 5))), [0.0, 0.0], atol=1e-7)
+
+
+def test_reconstruction_and_feature_losses_against_numpy():
+    a, b = frames(3, seed=1), frames(3, seed=2)
+    np.testing.assert_allclose(squared_error(a, b), np.sum((a - b) ** 2, axis=(1, 2, 3)), rtol=1e-5)
+    real, fake = rng.normal(size=(4, 6, 6, 8)).astype(np.float32), rng.normal(size=(4, 6, 6, 8)).astype(np.float32)
+    np.testing.assert_allclose(feature_distance(real, fake), 0.5 * np.sum((real - fake) ** 2, axis=(1, 2, 3)),
+                               rtol=1e-5)
+
+
+def test_discriminator_costs_are_binary_cross_entropies():
+    real_logits, fake_logits = rng.normal(size=(5, 1)), rng.normal(size=(9, 1))
+    sigmoid = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    real_cost, fake_cost = real_and_fake_costs(tf.constant(real_logits), tf.constant(fake_logits))
+    np.testing.assert_allclose(real_cost, -np.mean(np.log(sigmoid(real_logits))), rtol=1e-6)
+    np.testing.assert_allclose(fake_cost, -np.mean(np.log(1 - sigmoid(fake_logits))), rtol=1e-6)
+
+
+@pytest.mark.parametrize("real_cost, fake_cost, update_discriminator, update_decoder", [
+    (0.7, 0.7, True, True),    # balanced: both learn
+    (0.2, 0.7, False, True),   # the discriminator wins on real frames: it pauses
+    (0.7, 0.1, False, True),   # ... or on fakes
+    (1.2, 0.7, True, False),   # it is fooled: the decoder pauses
+    (0.2, 1.2, True, True),    # both rules fire: both learn (the authors' rule)
+])
+def test_equilibrium_rule(real_cost, fake_cost, update_discriminator, update_decoder):
+    result = equilibrium_updates(tf.constant(real_cost), tf.constant(fake_cost), equilibrium=0.68, margin=0.35)
+    assert (bool(result[0]), bool(result[1])) == (update_discriminator, update_decoder)
+
+
+def test_laplacian_variance_and_sharpness_against_numpy():
+    images = frames(3, seed=4)
+    gray = images @ np.array([0.2989, 0.587, 0.114], dtype=np.float32)
+    edges = (gray[:, :-2, 1:-1] + gray[:, 2:, 1:-1] + gray[:, 1:-1, :-2] + gray[:, 1:-1, 2:]
+             - 4 * gray[:, 1:-1, 1:-1])
+    np.testing.assert_allclose(laplacian_variance(images), edges.reshape(3, -1).var(axis=1), rtol=1e-3)
+    blurred = tf.nn.avg_pool2d(images, 3, 1, "SAME").numpy()
+    assert float(sharpness_ratio(images, images)) == pytest.approx(1.0)
+    assert float(sharpness_ratio(images, blurred)) < 0.75  # blur lowers it
+    metric = SharpnessRatio()
+    metric.update_state(images[:1], blurred[:1])
+    metric.update_state(images[1:], blurred[1:])
+    expected = laplacian_variance(blurred).numpy().sum() / laplacian_variance(images).numpy().sum()
+    assert float(metric.result()) == pytest.approx(expected, rel=1e-5)
+
+
+# -- the VAE/GAN's gradient routing -----------------------------------------------------------
+
+def small_vaegan(**settings):
+    model = VAEGAN(z_size=4, kl_tolerance=0.0, seed=0, **{"gamma": 0.5, "pixel_weight": 0.01, **settings})
+    model.build()
+    model.compile(*(keras.optimizers.RMSprop(1e-3) for _ in range(3)))
+    return model
+
+
+def routing_inputs():
+    return frames(4), tf.constant(rng.normal(size=(4, 4)), tf.float32), tf.constant(rng.normal(size=(4, 4)), tf.float32)
+
+
+def naive_gradient(model, loss_name, network, inputs):
+    """The gradient of one of the model's losses alone w.r.t. one network, by plain autodiff."""
+    with tf.GradientTape() as tape:
+        losses, _ = model.compute_losses(*inputs, training=True)
+    return tape.gradient(losses[loss_name], network.trainable_variables)
+
+
+def assert_gradients_close(actual, expected):
+    for a, e in zip(actual, expected, strict=True):
+        np.testing.assert_allclose(a.numpy(), e.numpy(), rtol=2e-3, atol=1e-6)
+
+
+def test_each_network_gets_exactly_the_gradient_of_its_own_loss():
+    model, inputs = small_vaegan(), routing_inputs()
+    losses, gradients = model.losses_and_gradients(*inputs)
+    # encoder: L_prior + L_llike (+ pixel); decoder: gamma L_llike - L_GAN (+ pixel); discriminator: L_GAN
+    assert_gradients_close(gradients["encoder"], naive_gradient(model, "encoder", model.encoder, inputs))
+    assert_gradients_close(gradients["decoder"], naive_gradient(model, "decoder", model.decoder, inputs))
+    assert_gradients_close(gradients["discriminator"],
+                           naive_gradient(model, "discriminator", model.discriminator, inputs))
+    assert all(float(tf.reduce_sum(tf.abs(g))) > 0 for g in gradients["discriminator"][:2])
+
+
+def test_the_gan_loss_does_not_reach_the_encoder():
+    # The discriminator's final layer changes L_GAN but not Dis_l, hence not the encoder's loss.
+    model, inputs = small_vaegan(), routing_inputs()
+    encoder_before = model.losses_and_gradients(*inputs)[1]["encoder"]
+    decoder_before = model.losses_and_gradients(*inputs)[1]["decoder"]
+    logit_layer = model.discriminator.get_layer("logit")
+    logit_layer.kernel.assign(logit_layer.kernel * -3.0 + 0.1)
+    _, after = model.losses_and_gradients(*inputs)
+    assert_gradients_close(after["encoder"], encoder_before)
+    assert not np.allclose(after["decoder"][0].numpy(), decoder_before[0].numpy(), rtol=1e-3)
+
+
+def test_the_discriminator_is_not_trained_on_the_feature_loss():
+    # gamma scales L_llike in the decoder's loss: it must move the decoder's update, never the discriminator's.
+    inputs = routing_inputs()
+    low, high = small_vaegan(gamma=0.1), small_vaegan(gamma=10.0)
+    high.set_weights(low.get_weights())
+    _, low_gradients = low.losses_and_gradients(*inputs)
+    _, high_gradients = high.losses_and_gradients(*inputs)
+    assert_gradients_close(high_gradients["discriminator"], low_gradients["discriminator"])
+    assert_gradients_close(high_gradients["encoder"], low_gradients["encoder"])
+    assert not np.allclose(high_gradients["decoder"][0].numpy(), low_gradients["decoder"][0].numpy(), rtol=1e-3)
+
+
+@pytest.mark.parametrize("equilibrium, discriminator_moves, decoder_moves", [
+    (100.0, False, True),   # every cost far below equilibrium - margin: the discriminator is "too strong"
+    (-100.0, True, False),  # every cost far above equilibrium + margin: the discriminator is "too weak"
+])
+def test_a_skipped_update_really_skips(equilibrium, discriminator_moves, decoder_moves):
+    model = small_vaegan(equilibrium=equilibrium, margin=0.0)
+    networks = {"encoder": model.encoder, "decoder": model.decoder, "discriminator": model.discriminator}
+    before = {name: [w.numpy().copy() for w in network.trainable_weights] for name, network in networks.items()}
+    logs = model.train_step(tf.constant(frames(4)))
+    moved = {name: any(not np.array_equal(old, new.numpy())
+                       for old, new in zip(before[name], network.trainable_weights, strict=True))
+             for name, network in networks.items()}
+    assert moved == {"encoder": True, "decoder": decoder_moves, "discriminator": discriminator_moves}
+    assert float(logs["decoder_updates"]) == float(decoder_moves)
+    assert int(model.discriminator_optimizer.iterations) == int(discriminator_moves)
+
+
+# -- learning, saving, loading ----------------------------------------------------------------
+
+def test_a_tiny_vae_loss_falls():
+    keras.utils.set_random_seed(1)
+    model = ConvVAE(z_size=8, kl_tolerance=0.5, seed=1)
+    model.build()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    # learnable structure: a colour per image and a bright square whose place varies
+    data = np.zeros((16, 64, 64, 3), np.float32)
+    for index, image in enumerate(data):
+        image[:] = np.random.default_rng(index).uniform(0, 1, 3)
+        row, column = 4 * (index % 4) + 8, 4 * (index // 4) + 8
+        image[row:row + 24, column:column + 24] = 1.0
+    history = model.fit(data, batch_size=8, epochs=30, verbose=0, shuffle=False)
+    losses = history.history["loss"]
+    assert losses[-1] < 0.75 * losses[0]  # 0.58 seen
+
+
+def test_a_tiny_vaegan_trains_without_nan():
+    model = small_vaegan()
+    history = model.fit(frames(8, seed=5), batch_size=4, epochs=2, verbose=0)
+    assert all(np.isfinite(values).all() for values in history.history.values())
+    assert {"kl_loss", "llike_loss", "pixel_mse", "discriminator_loss", "real_accuracy", "fake_accuracy"} <= set(
+        history.history)
+
+
+@pytest.mark.parametrize("make", [lambda: ConvVAE(z_size=6, seed=2), lambda: small_vaegan(gamma=0.3)])
+def test_a_saved_and_loaded_model_gives_the_same_encodings(tmp_path, make):
+    model = make()
+    model.build()
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = load_vision_model(path, z_size=model.z_size)
+    assert type(loaded) is type(model) and loaded.get_config() == model.get_config()
+    data = frames(3, seed=6)
+    for original, reloaded in zip(model.encode(data), loaded.encode(data), strict=True):
+        np.testing.assert_allclose(original.numpy(), reloaded.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(model(data).numpy(), loaded(data).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_loading_refuses_missing_unfit_and_mismatched_models(tmp_path):
+    with pytest.raises(UserFacingError, match="no trained vision model"):
+        load_vision_model(tmp_path / "vae.keras")
+    junk = tmp_path / "junk.keras"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(UserFacingError, match="junk.keras: not a loadable vision model"):
+        load_vision_model(junk)
+    model = ConvVAE(z_size=6)
+    model.build()
+    model.save(tmp_path / "vae.keras")
+    with pytest.raises(UserFacingError, match="z_size=6, the config says z_size=32"):
+        load_vision_model(tmp_path / "vae.keras", z_size=32)
+
+
+def test_evaluate_reconstructions_of_a_perfect_model():
+    class Identity(keras.Model):
+        def call(self, images, training=False):
+            return images
+
+    data = (frames(5, seed=7) * 255).astype(np.uint8)
+    metrics = evaluate_reconstructions(Identity(), data, batch_size=2)
+    assert metrics["mse"] == pytest.approx(0.0, abs=1e-12) and metrics["ssim"] == pytest.approx(1.0, abs=1e-5)
+    assert metrics["sharpness"] == pytest.approx(1.0, rel=1e-5) and metrics["frames"] == 5
+
+
+def test_sample_latent_is_the_reparameterisation():
+    mu, logvar, noise = np.ones((2, 3)), np.log(np.full((2, 3), 4.0)), np.full((2, 3), 0.5)
+    np.testing.assert_allclose(sample_latent(mu, logvar, noise), 1.0 + 2.0 * 0.5)

@@ -1,0 +1,160 @@
+"""vae_train.py / vaegan_train.py on tiny rollouts: outputs, resume after a kill, refusals, metrics."""
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from checkpoints import TrainingCheckpoint, truncate_log
+from config import ConfigError, parse_config, vision_dir
+from conftest import SMOKE_CONFIG
+from extract import extract
+from vision import _other_vision_rows, build_vision_model, evaluate_vision, load_vision_model, model_path, train_vision
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--num_episodes", "4", "--max_frames", "30", "--min_frames", "5", "--num_workers", "2",
+        "--vae_batch_size", "8", "--vae_num_epoch", "1", "--validation_frames", "16", "--holdout_fraction", "0.25"]
+
+
+@pytest.fixture(scope="module")
+def rollouts(tmp_path_factory):
+    """Tiny rollouts collected once for the module; each test copies them into its own results folder."""
+    results = tmp_path_factory.mktemp("rollouts")
+    extract(parse_config(["-c", str(SMOKE_CONFIG), "--results_dir", str(results), *TINY]))
+    return results
+
+
+@pytest.fixture
+def tiny(rollouts, tmp_path):
+    """tiny(--key value ...) -> a config whose results folder holds a copy of the tiny rollouts."""
+    shutil.copytree(rollouts, tmp_path / "results", dirs_exist_ok=True)
+
+    def make(*overrides):
+        return parse_config(["-c", str(SMOKE_CONFIG), "--results_dir", str(tmp_path / "results"), *TINY,
+                             *map(str, overrides)])
+    return make
+
+
+def log_rows(config, vision):
+    with open(vision_dir(config, vision) / "training_log.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_vae_training_writes_model_log_figures_and_metrics(tiny):
+    config = tiny()
+    metrics = train_vision(config, "vae")
+    folder = vision_dir(config, "vae")
+    assert load_vision_model(model_path(config, "vae"), z_size=config.z_size).z_size == config.z_size
+    assert [row["epoch"] for row in log_rows(config, "vae")] == ["0"]
+    assert {"loss", "kl_loss", "reconstruction_loss", "val_loss", "val_sharpness"} <= set(log_rows(config, "vae")[0])
+    assert (folder / "figures" / "reconstructions_epoch_001.png").stat().st_size > 1000
+    assert json.loads((folder / "vision_metrics.json").read_text()) == metrics
+    assert set(metrics) == {"vision", "mse", "ssim", "sharpness", "frames"} and metrics["frames"] == 16
+    assert (folder / "vae_train.config").exists() and (folder / "tensorboard").is_dir()
+    assert not list(folder.rglob(".*.tmp*")), "no temporary file may be left behind"
+
+
+def test_a_larger_epoch_count_trains_on_from_the_last_run(tiny):
+    train_vision(tiny(), "vae")
+    first = load_vision_model(model_path(tiny(), "vae")).get_weights()
+    train_vision(tiny("--vae_num_epoch", 2), "vae")
+    assert [row["epoch"] for row in log_rows(tiny(), "vae")] == ["0", "1"]
+    assert json.loads((vision_dir(tiny(), "vae") / "checkpoint" / "checkpoint.json").read_text()) == {"epochs_done": 2}
+    assert not np.allclose(first[0], load_vision_model(model_path(tiny(), "vae")).get_weights()[0])
+
+
+@pytest.mark.parametrize("vision", ["vae", "vaegan"])
+def test_a_checkpoint_restores_weights_and_optimizer_state(tiny, vision):
+    config = tiny()
+    train_vision(config, vision)
+    trained = load_vision_model(model_path(config, vision))
+    fresh = build_vision_model(config, vision)
+    assert TrainingCheckpoint(vision_dir(config, vision) / "checkpoint", 60).restore(fresh) == 1
+    for saved, restored in zip(trained.get_weights(), fresh.get_weights(), strict=True):
+        np.testing.assert_array_equal(saved, restored)
+    optimizers = [fresh.optimizer] if vision == "vae" else [
+        fresh.encoder_optimizer, fresh.decoder_optimizer, fresh.discriminator_optimizer]
+    steps = (90 // config.vae_batch_size)
+    assert int(optimizers[0].iterations) == steps  # the optimizer's state came back, not a fresh one
+    assert all(float(np.abs(variable.numpy()).sum()) > 0 for variable in optimizers[-1].variables[2:4])
+
+
+def test_a_run_killed_mid_epoch_resumes(tiny):
+    config = tiny("--vae_num_epoch", 3, "--checkpoint_seconds", "0.01")  # a checkpoint after every batch
+    command = [sys.executable, str(ROOT / "WorldModels" / "vae_train.py"), "-c", str(SMOKE_CONFIG),
+               "--results_dir", config.results_dir, *TINY, "--vae_num_epoch", "3", "--checkpoint_seconds", "0.01"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    state = vision_dir(config, "vae") / "checkpoint" / "checkpoint.json"
+    deadline = time.monotonic() + 240
+    while not state.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert state.exists(), "the run must have saved a checkpoint before the kill"
+    assert json.loads(state.read_text())["epochs_done"] < 3, "the kill should land before the end"
+    train_vision(config, "vae")
+    assert [row["epoch"] for row in log_rows(config, "vae")] == ["0", "1", "2"]
+    assert model_path(config, "vae").exists()
+
+
+def test_vaegan_training_compares_with_the_trained_vae(tiny):
+    config = tiny()
+    assert _other_vision_rows(config, "vaegan", np.zeros((2, 64, 64, 3), np.uint8)) == []
+    train_vision(config, "vae")
+    rows = _other_vision_rows(config, "vaegan", np.zeros((2, 64, 64, 3), np.uint8))
+    assert [label for label, _ in rows] == ["vae"] and rows[0][1].shape == (2, 64, 64, 3)
+    metrics = train_vision(config, "vaegan")
+    assert {"llike_loss", "discriminator_loss", "real_accuracy", "fake_accuracy", "val_sharpness"} <= set(
+        log_rows(config, "vaegan")[0])
+    assert model_path(config, "vaegan").exists() and metrics["vision"] == "vaegan"
+    results = evaluate_vision(config)
+    assert set(results) == {"vae", "vaegan"} and results["vaegan"]["frames"] == 16
+
+
+def test_changed_model_settings_are_refused(tiny):
+    train_vision(tiny(), "vae")
+    with pytest.raises(ConfigError, match="z_size=32 there, 16 now"):
+        train_vision(tiny("--z_size", 16), "vae")
+
+
+def test_evaluate_vision_script_prints_a_table(tiny):
+    config = tiny()
+    train_vision(config, "vae")
+    command = [sys.executable, str(ROOT / "WorldModels" / "evaluate_vision.py"), "-c", str(SMOKE_CONFIG),
+               "--results_dir", config.results_dir, *TINY]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    header, row = result.stdout.strip().splitlines()[-2:]
+    assert header.split() == ["vision", "MSE", "SSIM", "sharpness", "frames"] and row.split()[0] == "vae"
+
+
+def test_evaluation_without_a_trained_model_says_what_to_run(tiny):
+    with pytest.raises(Exception, match="run vae_train.py or vaegan_train.py first"):
+        evaluate_vision(tiny())
+
+
+def test_the_checkpoint_never_saves_a_nan_state(tmp_path):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    checkpoint = TrainingCheckpoint(tmp_path, every_seconds=0.0)
+    checkpoint.set_model(model)
+    checkpoint.on_epoch_end(0, logs={"loss": float("nan")})
+    assert not checkpoint.state_path.exists()
+    checkpoint.on_epoch_end(0, logs={"loss": 1.5})
+    assert checkpoint.restore(model) == 1
+
+
+def test_truncate_log_keeps_the_header_and_the_first_epochs(tmp_path):
+    log = tmp_path / "training_log.csv"
+    log.write_text("epoch,loss\n0,3.0\n1,2.0\n2,1.0\n")
+    truncate_log(log, 2)
+    assert log.read_text() == "epoch,loss\n0,3.0\n1,2.0\n"
+    truncate_log(tmp_path / "missing.csv", 1)  # nothing to do

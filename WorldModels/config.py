@@ -152,6 +152,11 @@ KEYS = {
     "controller_sigma_init": (positive_float, 0.1, "initial CMA-ES step size"),
     "controller_batch_mode": (_choice("mean", "min"), "mean", "reduction of a candidate's episode scores"),
     "controller_max_generations": (positive_int, 2000, "CMA-ES generations"),
+    "controller_weight_decay": (non_negative_float, 0.01,
+                                "L2 penalty: weight_decay * mean(params^2) is taken from the fitness (the original)"),
+    "controller_z": (_choice("sample", "mean"), "sample",
+                     "the agent's z: sampled from N(mu, exp(logvar)) as the original, or the mean"),
+    "agent_batch_size": (positive_int, 16, "episodes one worker plays in lockstep, batching the agent's networks"),
 }
 
 

@@ -1,6 +1,21 @@
-"""The controller C: a linear map from the agent's features to CarRacing's action."""
+"""The controller C: a linear map from the agent's features to CarRacing's action.
+
+Features are z (exp_mode=z), [z, h] (exp_mode=zh, state_space=1) or [z, h, c] (state_space=2),
+with h and c the MDN-RNN's state. The parameters are one flat vector, laid out as the original:
+the 3 biases, then the (input_size, 3) weight matrix row by row; 867 of them for z 32 and h 256.
+Saved as JSON (see save_controller); the original's files ([parameters, ...]) load too.
+"""
+
+import json
+import math
+from pathlib import Path
 
 import numpy as np
+
+from errors import UserFacingError
+from files import write_json_atomic
+
+ACTION_SIZE = 3
 
 
 def carracing_action(output):
@@ -15,3 +30,85 @@ def carracing_action(output):
     brake = np.clip(output[..., 2], 0.0, 1.0)
     # astype: numpy 1.x promotes a single action's 0-d float32 parts to float64
     return np.stack([steer, gas, brake], axis=-1).astype(np.float32)
+
+
+def input_size(config):
+    """Number of features the controller reads, from exp_mode, state_space, z_size and rnn_size."""
+    if config.exp_mode == "z":
+        return config.z_size
+    return config.z_size + config.rnn_size * (2 if config.state_space >= 2 else 1)
+
+
+def num_parameters(config):
+    return (input_size(config) + 1) * ACTION_SIZE
+
+
+def split_parameters(parameters, features):
+    """Flat parameter vectors (..., P) -> (weights (..., features, 3), biases (..., 3))."""
+    parameters = np.asarray(parameters, dtype=np.float32)
+    biases = parameters[..., :ACTION_SIZE]
+    weights = parameters[..., ACTION_SIZE:].reshape(*parameters.shape[:-1], features, ACTION_SIZE)
+    return weights, biases
+
+
+def linear_actions(features, parameters):
+    """CarRacing actions (n, 3) for features (n, F), each row with its own flat parameters (n, P):
+    carracing_action(tanh(features @ W + b))."""
+    weights, biases = split_parameters(parameters, features.shape[-1])
+    return carracing_action(np.tanh(np.einsum("nf,nfa->na", features, weights) + biases))
+
+
+def weight_decay_penalty(parameters, weight_decay):
+    """The original's L2 term added to each candidate's fitness: -weight_decay * mean(params^2), (n,)."""
+    parameters = np.asarray(parameters, dtype=np.float64)
+    return -weight_decay * np.mean(np.square(parameters), axis=-1)
+
+
+def reduce_scores(scores, mode):
+    """A candidate's fitness from its episode scores (n, episodes): their mean, or (mode=min) the worst."""
+    return np.min(scores, axis=-1) if mode == "min" else np.mean(scores, axis=-1)
+
+
+# -- files ------------------------------------------------------------------------------------
+
+CONTROLLER_SETTINGS = ("exp_mode", "state_space", "z_size", "rnn_size")
+
+
+def save_controller(path, parameters, config, **details):
+    """Write a controller as JSON, atomically: its parameters, the settings that give them a meaning
+    (exp_mode, state_space, z_size, rnn_size, vision) and any details given (score, generation, ...)."""
+    document = {"parameters": np.asarray(parameters, dtype=float).tolist(),
+                **{key: getattr(config, key) for key in (*CONTROLLER_SETTINGS, "vision")}, **details}
+    write_json_atomic(path, document)
+    return Path(path)
+
+
+def load_controller(path, config):
+    """(flat parameters float32 (P,), the JSON document) of a controller file for this config's sizes.
+
+    Accepts our files and the original's ([parameters, score]); a missing file, bad JSON, a wrong
+    number of parameters or settings other than the config's are errors naming the file.
+    """
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserFacingError(f"{path}: no such controller file") from None
+    except (OSError, ValueError) as error:
+        raise UserFacingError(f"{path}: not a controller JSON file ({error})") from None
+    if isinstance(document, list) and document:  # the original's format
+        document = {"parameters": document[0]}
+    if not isinstance(document, dict) or not isinstance(document.get("parameters"), list):
+        raise UserFacingError(f"{path}: not a controller file (no list of parameters)")
+    for key in CONTROLLER_SETTINGS:
+        if key in document and document[key] != getattr(config, key):
+            raise UserFacingError(f"{path}: made with {key}={document[key]}, the config says {getattr(config, key)}")
+    try:
+        parameters = np.asarray(document["parameters"], dtype=np.float32)
+    except (TypeError, ValueError):
+        raise UserFacingError(f"{path}: its parameters are not a list of numbers") from None
+    expected = num_parameters(config)
+    if parameters.shape != (expected,) or not all(math.isfinite(value) for value in parameters):
+        raise UserFacingError(f"{path}: needs {expected} finite parameters for exp_mode={config.exp_mode}, "
+                              f"z_size={config.z_size}, rnn_size={config.rnn_size}; it has {parameters.size}")
+    return parameters, document

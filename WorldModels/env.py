@@ -69,3 +69,89 @@ def track_tiles(env):
 def tiles_visited(env):
     """Number of distinct track tiles the car has driven over in the current episode."""
     return env.unwrapped.tile_visited_count
+
+
+# -- the dream: the MDN-RNN as the environment ------------------------------------------------
+
+class SharedDraws:
+    """Stands in for a numpy Generator (uniform, standard_normal) whose draws for `rows` rows repeat
+    over `copies` blocks: rows b*k + j of every block b get the same numbers, so every candidate of
+    a generation meets the same dream episodes (common random numbers)."""
+
+    def __init__(self, rng, copies):
+        self.rng, self.copies = rng, copies
+
+    def _repeat(self, draw, shape):
+        block = draw((shape[0] // self.copies, *shape[1:]))
+        return np.tile(block, (self.copies,) + (1,) * (len(shape) - 1))
+
+    def uniform(self, size):
+        return self._repeat(lambda shape: self.rng.uniform(size=shape), size)
+
+    def standard_normal(self, shape):
+        return self._repeat(self.rng.standard_normal, shape)
+
+
+class DreamBatch:
+    """A batch of dream episodes stepped together by a trained MDN-RNN (the controller's training ground).
+
+    reset(count, seed) starts `count` episodes from latents drawn from initial_z (the first frames of
+    the training episodes: {"mu": [...], "logvar": [...]}); step(actions (count, 3)) samples z_{t+1}
+    from the mixture at temperature rnn_temperature and returns (reward, terminated, truncated), each
+    (count,): the predicted reward (0 without a reward head), done when the done head's probability
+    passes 1/2, truncated after max_frames steps. The state is in .z, .h, .c.
+    """
+
+    def __init__(self, rnn, initial_z, config):
+        from rnn.rnn import sample_mixture, step_function  # imported here: extract.py's workers need no TensorFlow
+
+        self.rnn, self.sample_mixture, self.rnn_step = rnn, sample_mixture, step_function(rnn)
+        self.initial_mu = np.asarray(initial_z["mu"], np.float32)
+        self.initial_logvar = np.asarray(initial_z["logvar"], np.float32)
+        self.temperature, self.max_frames = config.rnn_temperature, config.max_frames
+
+    def reset(self, count, seed, copies=1):
+        self.draws = SharedDraws(np.random.default_rng(seed), copies)
+        picks = np.tile(self.draws.rng.integers(len(self.initial_mu), size=count // copies), copies)
+        noise = self.draws.standard_normal((count, self.initial_mu.shape[1]))
+        self.z = (self.initial_mu[picks] + np.exp(0.5 * self.initial_logvar[picks]) * noise).astype(np.float32)
+        self.h = np.zeros((count, self.rnn.rnn_size), np.float32)
+        self.c = np.zeros_like(self.h)
+        self.steps = 0
+        return self.z
+
+    def step(self, actions):
+        outputs = self.rnn_step(self.z, np.asarray(actions, np.float32), self.h, self.c)
+        self.z = self.sample_mixture(outputs["log_weights"].numpy(), outputs["means"].numpy(),
+                                     outputs["log_sigmas"].numpy(), self.temperature, self.draws).astype(np.float32)
+        self.h, self.c = outputs["h"].numpy(), outputs["c"].numpy()
+        self.steps += 1
+        count = len(self.z)
+        reward = outputs["reward"].numpy().astype(np.float64) if "reward" in outputs else np.zeros(count)
+        terminated = outputs["done_logit"].numpy() > 0.0 if "done_logit" in outputs else np.zeros(count, bool)
+        return reward, terminated, np.full(count, self.steps >= self.max_frames)
+
+
+class DreamEnv(gym.Env):
+    """One dream episode as a gymnasium Env: observations are the latent z (float32, z_size),
+    actions CarRacing's. info holds the RNN state h and c (for a controller reading [z, h])."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, rnn, initial_z, config):
+        self.dream = DreamBatch(rnn, initial_z, config)
+        size = self.dream.initial_mu.shape[1]
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (size,), np.float32)
+        self.action_space = gym.spaces.Box(ACTION_LOW, ACTION_HIGH, dtype=np.float32)
+
+    def _info(self):
+        return {"h": self.dream.h[0], "c": self.dream.c[0]}
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        z = self.dream.reset(1, int(self.np_random.integers(2**32)))
+        return z[0], self._info()
+
+    def step(self, action):
+        reward, terminated, truncated = self.dream.step(np.asarray(action, np.float32)[None])
+        return self.dream.z[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]), self._info()

@@ -29,17 +29,25 @@ class WorkerTimeout(Exception):
     """A Ray task ran longer than worker_timeout (it was cancelled)."""
 
 
-def run_tasks(function, tasks, config, name=repr, report=print):
+def open_workers(function, config):
+    """Workers for `function` (local processes or Ray tasks, by config.backend), to pass to several
+    run_tasks calls so that worker processes, and what they loaded, live on between them. close() them."""
+    return RayTasks(function, config) if config.backend == "ray" else LocalProcesses(function, config)
+
+
+def run_tasks(function, tasks, config, name=repr, report=print, workers=None):
     """Yield (args, function(*args)) for each args in tasks as they finish; see the module docstring.
 
     name(args) labels a task in messages; report(text) prints them (tqdm.write under a progress bar).
     A UserFacingError raised by a task (a deterministic problem such as a bad setting) is not
-    retried: it stops the run at once with its own message.
+    retried: it stops the run at once with its own message. `workers` from open_workers(function,
+    config) are used and left open; without them, workers are started for these tasks and closed.
     """
     tasks = list(tasks)
     if not tasks:
         return
-    workers = RayTasks(function, config) if config.backend == "ray" else LocalProcesses(function, config)
+    own_workers = workers is None
+    workers = open_workers(function, config) if own_workers else workers
     try:
         for args in tasks:
             workers.submit(args, attempt=0)
@@ -56,7 +64,10 @@ def run_tasks(function, tasks, config, name=repr, report=print):
                    f"retrying. {_describe(outcome)}")
             workers.submit(args, attempt + 1)
     finally:
-        workers.close()
+        if own_workers:
+            workers.close()
+        else:
+            workers.cancel()
 
 
 def _describe(error):
@@ -101,6 +112,12 @@ class LocalProcesses:
                 args, attempt = self.pending.pop(future)
                 error = future.exception()
                 yield args, attempt, error if error is not None else future.result()
+
+    def cancel(self):
+        """Drop the pending tasks (after a failure), keeping the workers."""
+        for future in self.pending:
+            future.cancel()
+        self.pending.clear()
 
     def close(self):
         self.pool.stop()
@@ -160,6 +177,12 @@ class RayTasks:
                     del self.running[ref]
                     yield args, attempt, WorkerTimeout()
 
-    def close(self):
+    def cancel(self):
+        """Drop the queued and running tasks (after a failure)."""
         for ref in self.running:
             self.ray.cancel(ref, force=True)
+        self.running.clear()
+        self.queue.clear()
+
+    def close(self):
+        self.cancel()

@@ -196,3 +196,19 @@ class MDNRNN(keras.Model):
         return {**super().get_config(), "z_size": self.z_size, "rnn_size": self.rnn_size,
                 "num_mixture": self.num_mixture, "predict_reward": self.predict_reward,
                 "predict_done": self.predict_done, "done_true_weight": self.done_true_weight, "seed": self.seed}
+
+
+def step_function(model):
+    """model.step compiled once for any batch size, for the agent and the dream:
+    (z (n, z_size), action (n, 3), h, c (n, rnn_size)) -> the step's outputs with h and c in place of
+    state, plus "mean", the mixture's expected next latent (n, z_size)."""
+    size = model.rnn_size
+
+    @tf.function(input_signature=[tf.TensorSpec([None, model.z_size]), tf.TensorSpec([None, ACTION_SIZE]),
+                                  tf.TensorSpec([None, size]), tf.TensorSpec([None, size])])
+    def step(z, action, h, c):
+        outputs = model.step(z, action, [h, c])
+        h, c = outputs.pop("state")
+        return {**outputs, "h": h, "c": c, "mean": mixture_mean(outputs["log_weights"], outputs["means"])}
+
+    return step

@@ -1,0 +1,166 @@
+"""The agent: V encodes the frame, C acts on [z, h], M advances with (z, a); real episodes and dreams.
+
+Speed: a worker plays a batch of episodes in lockstep (agent_batch_size of them), so each step
+costs one batched encoder call and one batched RNN step (both compiled once), while the
+controller, a matrix product, runs in numpy. Every episode has its own controller parameters,
+so one batch can hold several candidates of a CMA-ES generation.
+
+    play_episodes(agent, config, parameters, seeds)   real CarRacing episodes -> scores, steps
+    play_dreams(dream, config, parameters)            the same in the MDN-RNN's dream (env.DreamBatch)
+    score_episodes(config, parameters, seeds)         worker task: loads the world model once per process
+"""
+
+import json
+import os
+
+import numpy as np
+
+from config import vision_dir
+from controller import linear_actions
+from env import make_env
+from errors import UserFacingError
+
+NOISE_STREAM = 1  # the agent's z samples draw from their own stream of an episode's seed
+PURPOSES = {"train": 0, "test": 1, "evaluate": 2}
+
+
+def episode_seeds(base_seed, purpose, generation, count):
+    """`count` episode seeds for a purpose: "train" (generation g's episodes), "test" (held-out
+    evaluations of the mean) or "evaluate" (evaluate.py): independent streams, so they never meet."""
+    sequence = np.random.SeedSequence([base_seed, PURPOSES[purpose], generation])
+    return [int(seed) for seed in sequence.generate_state(count, np.uint32)]
+
+
+def controller_features(z, h, c, config):
+    """The controller's input: z, [z, h] or [z, h, c] (exp_mode, state_space), float32 (n, F)."""
+    if config.exp_mode == "z":
+        return np.asarray(z, np.float32)
+    parts = [z, h, c] if config.state_space >= 2 else [z, h]
+    return np.concatenate(parts, axis=-1).astype(np.float32)
+
+
+class Agent:
+    """A trained world model (vision model, MDN-RNN) ready to drive: compiled encode and step."""
+
+    def __init__(self, vision_model, rnn, config):
+        from memory import frame_encoder
+        from rnn.rnn import step_function
+
+        if rnn.z_size != config.z_size or rnn.rnn_size != config.rnn_size:
+            raise UserFacingError(f"the MDN-RNN has z_size={rnn.z_size}, rnn_size={rnn.rnn_size}; the config says "
+                                  f"z_size={config.z_size}, rnn_size={config.rnn_size}")
+        self.vision_model, self.rnn = vision_model, rnn
+        self.encode, self.step = frame_encoder(vision_model), step_function(rnn)
+        self.sample_z = config.controller_z == "sample"
+
+    def latents(self, frames, noise):
+        """z of uint8 frames (n, 64, 64, 3): the mean, or a sample using standard normal noise (n, z)."""
+        mu, logvar = (value.numpy() for value in self.encode(frames))
+        return mu + np.exp(0.5 * logvar) * noise if self.sample_z else mu
+
+
+def load_agent(config):
+    """The Agent of the config's vision model: <vision>/<vision>.keras and <vision>/rnn.keras."""
+    from memory import load_rnn, rnn_path
+    from vision import load_vision_model, model_path
+
+    return Agent(load_vision_model(model_path(config, config.vision), config.z_size),
+                 load_rnn(rnn_path(config)), config)
+
+
+def load_dream(config):
+    """An env.DreamBatch of the config's MDN-RNN, starting from its initial_z.json."""
+    from env import DreamBatch
+    from memory import load_rnn, rnn_path
+
+    path = vision_dir(config) / "initial_z.json"
+    try:
+        initial_z = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise UserFacingError(f"{path}: unreadable ({error}); run rnn_train.py") from None
+    return DreamBatch(load_rnn(rnn_path(config)), initial_z, config)
+
+
+def play_episodes(agent, config, parameters, seeds, trace=False):
+    """Play one real episode per seed, each with its row of controller parameters (n, P), in lockstep.
+
+    Returns {"scores": (n,) summed rewards, "steps": (n,) int}; with trace, also "frames", "z" and
+    "predicted" (the RNN's expected next z after each step): one array per episode, for GIFs.
+    """
+    parameters = np.asarray(parameters, np.float32)
+    count, size = len(seeds), agent.rnn.rnn_size
+    envs = [make_env(config, seed=seed) for seed in seeds]
+    noise = [np.random.default_rng([seed, NOISE_STREAM]) for seed in seeds]
+    frames = np.stack([env.reset()[0] for env in envs])
+    h, c = np.zeros((count, size), np.float32), np.zeros((count, size), np.float32)
+    scores, steps, alive = np.zeros(count), np.zeros(count, np.int64), np.ones(count, bool)
+    traces = [{"frames": [], "z": [], "predicted": []} for _ in range(count)] if trace else None
+    while alive.any():
+        active = np.flatnonzero(alive)
+        z = agent.latents(frames[active], np.stack([noise[index].standard_normal(config.z_size) for index in active]))
+        actions = linear_actions(controller_features(z, h[active], c[active], config), parameters[active])
+        outputs = agent.step(z, actions, h[active], c[active])
+        h[active], c[active] = outputs["h"].numpy(), outputs["c"].numpy()
+        for row, index in enumerate(active):
+            if trace:
+                for key, value in (("frames", frames[index]), ("z", z[row]), ("predicted", outputs["mean"][row])):
+                    traces[index][key].append(np.asarray(value))
+            frame, reward, terminated, truncated, _ = envs[index].step(actions[row])
+            frames[index], scores[index], steps[index] = frame, scores[index] + reward, steps[index] + 1
+            alive[index] = not (terminated or truncated)
+    for env in envs:
+        env.close()
+    result = {"scores": scores, "steps": steps}
+    if trace:
+        result.update({key: [np.stack(episode[key]) for episode in traces] for key in ("frames", "z", "predicted")})
+    return result
+
+
+def play_dreams(dream, config, parameters, episodes, seed):
+    """Dream episodes: `episodes` of them per row of parameters (n, P), the same `episodes` dreams
+    for every row (common random numbers: initial z and sampling draws repeat across rows).
+    Returns {"scores": (n, episodes), "steps": (n, episodes)}."""
+    parameters = np.repeat(np.asarray(parameters, np.float32), episodes, axis=0)
+    rows = len(parameters)
+    dream.reset(rows, seed, copies=rows // episodes)
+    scores, steps, alive = np.zeros(rows), np.zeros(rows, np.int64), np.ones(rows, bool)
+    while alive.any():
+        actions = linear_actions(controller_features(dream.z, dream.h, dream.c, config), parameters)
+        reward, terminated, truncated = dream.step(actions)
+        scores += reward * alive
+        steps += alive
+        alive &= ~(terminated | truncated)
+    return {"scores": scores.reshape(-1, episodes), "steps": steps.reshape(-1, episodes)}
+
+
+# -- worker tasks -----------------------------------------------------------------------------
+
+_loaded = {}  # per worker process: the agent of each world model, loaded once
+
+
+def _limit_threads(config):
+    """One worker per core shares the cores: give each TensorFlow its share (before TF starts)."""
+    import tensorflow as tf
+
+    workers = config.num_workers or os.cpu_count() or 1
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        pass  # TensorFlow already started in this process (a reused Ray worker): keep its setting
+
+
+def score_episodes(config, parameters, seeds):
+    """Worker task: play_episodes for (parameters (n, P), seeds (n,)); returns (scores, steps)."""
+    folder = vision_dir(config)
+    key = tuple((path, path.stat().st_mtime_ns) for path in (folder / f"{config.vision}.keras", folder / "rnn.keras")
+                if path.exists())
+    if key not in _loaded:
+        if not _loaded:
+            _limit_threads(config)
+        _loaded.clear()
+        _loaded[key] = load_agent(config)
+    result = play_episodes(_loaded[key], config, parameters, seeds)
+    return result["scores"], result["steps"]
+

@@ -1,0 +1,49 @@
+"""Score a trained controller in the real environment; GIFs of the agent and of its dream.
+
+    python WorldModels/evaluate.py results/.../vae/controller/best.json -c WorldModels/configs/smoke.config \
+        --vision vae [--episodes 100] [--gif agent.gif] [--dream --gif dream.gif]
+
+Plays --episodes real episodes with fixed seeds and prints mean ± std, min and max; writes the
+scores (CSV), a summary (JSON) and a histogram beside the controller file (see evaluation.py).
+--gif PATH writes one episode as a GIF: the real frame, the vision model's reconstruction and the
+RNN's prediction side by side; with --dream, a dream rollout decoded by the vision model instead.
+--episodes 0 only makes the GIF.
+"""
+
+from pathlib import Path
+
+from agent import episode_seeds
+from config import parse_config
+from errors import exit_on_user_error
+from evaluation import dream_gif, evaluate_controller, load_for_config, real_episode_gif
+
+
+def add_arguments(parser):
+    parser.add_argument("controller", type=Path, help="controller JSON file (best.json of train.py)")
+    parser.add_argument("--episodes", type=int, default=100, help="real episodes to score (0: none)")
+    parser.add_argument("--gif", type=Path, help="write a GIF of one episode to this path")
+    parser.add_argument("--dream", action="store_true", help="with --gif: a dream rollout instead of a real one")
+
+
+def main(argv=None):
+    config = parse_config(argv, description=__doc__.split("\n\n")[0], add_arguments=add_arguments)
+    if config.episodes < 0:
+        raise SystemExit(f"error: argument --episodes: must be >= 0, got {config.episodes}")
+    parameters = load_for_config(config.controller, config)
+    summary = None
+    if config.episodes:
+        summary = evaluate_controller(config, config.controller, config.episodes)
+        print(f"{config.controller} ({config.vision}) over {config.episodes} episodes: {summary['mean']:.1f} ± "
+              f"{summary['std']:.1f} (min {summary['min']:.1f}, max {summary['max']:.1f}); scores in "
+              f"{config.controller.with_name(config.controller.stem)}_evaluation.csv")
+    if config.gif:
+        seed = episode_seeds(config.seed, "evaluate", 0, 1)[0]
+        make_gif = dream_gif if config.dream else real_episode_gif
+        score = make_gif(config, parameters, config.gif, seed)
+        print(f"wrote {config.gif} ({'dream' if config.dream else 'real'} episode, score {score:.1f})")
+    return summary
+
+
+if __name__ == "__main__":
+    with exit_on_user_error():
+        main()

@@ -1,0 +1,124 @@
+"""Score a trained controller in the real environment, and make GIFs of the agent and of its dream.
+
+evaluate_controller writes, beside the controller file <name>.json:
+    <name>_evaluation.csv    per episode: its seed and score
+    <name>_evaluation.json   mean, std, min, max over the episodes
+    <name>_scores.png        a histogram of the scores
+Episodes use fixed seeds (agent.episode_seeds(seed, "evaluate", ...)), so two controllers evaluated
+with the same config meet the same tracks.
+"""
+
+import csv
+import io
+
+import numpy as np
+from PIL import Image
+
+from agent import controller_features, episode_seeds, load_agent, load_dream, play_episodes
+from controller import linear_actions, load_controller
+from errors import UserFacingError
+from evolution import RealEpisodes
+from files import atomic_path, write_json_atomic, write_text_atomic
+from plots import save_figure
+from vision_metrics import as_uint8
+
+GIF_SCALE = 2  # 64x64 frames are small on a screen
+GIF_FRAME_MS = 50
+
+
+def load_for_config(path, config):
+    """A controller's parameters, checked against the config's sizes and vision model."""
+    parameters, document = load_controller(path, config)
+    if document.get("vision", config.vision) != config.vision:
+        raise UserFacingError(f"{path}: trained on the {document['vision']} world model; pass --vision "
+                              f"{document['vision']}")
+    return parameters
+
+
+def evaluate_controller(config, path, episodes):
+    """Play `episodes` real episodes with the controller in `path`; write and return the summary."""
+    parameters = load_for_config(path, config)
+    seeds = episode_seeds(config.seed, "evaluate", 0, episodes)
+    real = RealEpisodes(config)
+    try:
+        scores, _ = real.scores(parameters[None], seeds)
+    finally:
+        real.close()
+    scores = scores[0]
+    stem = path.with_name(path.stem)
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow(["episode", "seed", "score"])
+    writer.writerows([index, seed, score] for index, (seed, score) in enumerate(zip(seeds, scores, strict=True)))
+    write_text_atomic(f"{stem}_evaluation.csv", table.getvalue())
+    summary = {"controller": str(path), "vision": config.vision, "episodes": episodes, "mean": float(scores.mean()),
+               "std": float(scores.std()), "min": float(scores.min()), "max": float(scores.max())}
+    write_json_atomic(f"{stem}_evaluation.json", summary)
+    save_figure(score_histogram(scores, f"{path.name} ({config.vision}): {episodes} episodes"), f"{stem}_scores.png")
+    return summary
+
+
+def score_histogram(scores, title):
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6, 3.5), layout="constrained")
+    axis = figure.subplots()
+    axis.hist(scores, bins=min(30, max(5, len(scores) // 3)), color="C0")
+    axis.axvline(np.mean(scores), color="C3", label=f"mean {np.mean(scores):.1f} ± {np.std(scores):.1f}")
+    axis.set_xlabel("score")
+    axis.set_ylabel("episodes")
+    axis.set_title(title, fontsize=10)
+    axis.legend(fontsize=8)
+    return figure
+
+
+# -- GIFs -------------------------------------------------------------------------------------
+
+def decode_frames(vision_model, z, batch=256):
+    """uint8 frames (n, 64, 64, 3) decoded from latents (n, z_size)."""
+    z = np.asarray(z, np.float32)
+    return np.concatenate([as_uint8(vision_model.decode(z[start:start + batch]))
+                           for start in range(0, len(z), batch)])
+
+
+def write_gif(path, columns):
+    """An animated GIF of uint8 frame sequences (each (T, H, W, 3)) side by side, atomically."""
+    length = min(len(frames) for frames in columns)
+    separator = np.full((length, columns[0].shape[1], 2, 3), 255, np.uint8)
+    pieces = [piece for frames in columns for piece in (frames[:length], separator)][:-1]
+    strip = np.concatenate(pieces, axis=2)
+    images = [Image.fromarray(frame).resize((frame.shape[1] * GIF_SCALE, frame.shape[0] * GIF_SCALE),
+                                            Image.Resampling.NEAREST) for frame in strip]
+    with atomic_path(path) as temporary:
+        images[0].save(temporary, format="GIF", save_all=True, append_images=images[1:], duration=GIF_FRAME_MS,
+                       loop=0)
+    return path
+
+
+def real_episode_gif(config, parameters, path, seed):
+    """GIF of one real episode: the frame | the vision model's reconstruction | the frame decoded from
+    the RNN's prediction of it made one step earlier. Returns the episode's score."""
+    agent = load_agent(config)
+    result = play_episodes(agent, config, parameters[None], [seed], trace=True)
+    frames, z, predicted = result["frames"][0], result["z"][0], result["predicted"][0]
+    reconstructions = decode_frames(agent.vision_model, z)
+    # the first frame has no prediction: show its reconstruction there
+    predictions = np.concatenate([reconstructions[:1], decode_frames(agent.vision_model, predicted[:-1])])
+    write_gif(path, [frames, reconstructions, predictions])
+    return float(result["scores"][0])
+
+
+def dream_gif(config, parameters, path, seed):
+    """GIF of one dream episode driven by the controller, decoded by the vision model. Returns its score."""
+    from vision import load_vision_model, model_path
+
+    vision_model = load_vision_model(model_path(config, config.vision), config.z_size)
+    dream = load_dream(config)
+    latents, score, done = [dream.reset(1, seed)[0]], 0.0, False
+    while not done:
+        actions = linear_actions(controller_features(dream.z, dream.h, dream.c, config), parameters[None])
+        reward, terminated, truncated = dream.step(actions)
+        latents.append(dream.z[0])
+        score, done = score + float(reward[0]), bool(terminated[0] or truncated[0])
+    write_gif(path, [decode_frames(vision_model, np.stack(latents))])
+    return score

@@ -1,0 +1,237 @@
+"""Train the controller C with CMA-ES (pycma), in the real environment or in the MDN-RNN's dream.
+
+Outputs, under <vision>/controller/ (real) or <vision>/controller_dream/ (dream_env=1), so the two
+never resume or overwrite each other:
+    best.json            the best evaluated mean so far (controller.save_controller), with its score;
+                         a dream-trained one also holds its score in the real environment
+    log.csv, log.json    per generation: best, mean and worst fitness, sigma, env steps, seconds, and
+                         the held-out score of the mean when it was evaluated
+    training_curve.png   the log as a figure
+    checkpoint.pkl       CMA-ES state and log, written atomically every generation: a rerun resumes
+    train.config         the resolved config; a rerun with other settings is refused
+
+Each generation, every candidate plays the same controller_num_episode episodes (seeds fixed per
+generation, new each generation); its fitness is their mean (or min, controller_batch_mode) minus
+the original's L2 penalty. Every controller_eval_steps generations, and after the last, the mean
+of the distribution plays controller_num_test_episode held-out episodes.
+"""
+
+import csv
+import io
+import pickle
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+from agent import episode_seeds, load_dream, play_dreams, score_episodes
+from config import check_same_settings, save_config, vision_dir
+from controller import num_parameters, reduce_scores, save_controller, weight_decay_penalty
+from errors import UserFacingError
+from files import (
+    file_sha256,
+    folder_lock,
+    remove_stale_temporaries,
+    write_bytes_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
+from parallel import open_workers, run_tasks
+from plots import save_figure
+
+SETTINGS = ("z_size", "rnn_size", "exp_mode", "state_space", "max_frames", "seed", "dream_env", "rnn_temperature",
+            "controller_optimizer", "controller_num_episode", "controller_num_test_episode", "controller_eval_steps",
+            "controller_num_worker", "controller_num_worker_trial", "controller_sigma_init", "controller_batch_mode",
+            "controller_weight_decay", "controller_z")
+LOG_FIELDS = ("generation", "best", "mean", "worst", "sigma", "steps", "seconds", "test_score", "test_std")
+
+
+def controller_dir(config):
+    return vision_dir(config) / ("controller_dream" if config.dream_env else "controller")
+
+
+class RealEpisodes:
+    """Scores controllers on real CarRacing episodes, with worker processes (or Ray tasks) that
+    stay up between generations and load the world model once."""
+
+    def __init__(self, config):
+        self.config = config
+        self.workers = open_workers(score_episodes, config)
+
+    def scores(self, parameters, seeds):
+        """(scores (n, len(seeds)), env steps) of every row of parameters (n, P) on every seed."""
+        pairs = [(row, column) for row in range(len(parameters)) for column in range(len(seeds))]
+        chunks = [pairs[start:start + self.config.agent_batch_size]
+                  for start in range(0, len(pairs), self.config.agent_batch_size)]
+        tasks = [(self.config, np.stack([parameters[row] for row, _ in chunk]), [seeds[column] for _, column in chunk])
+                 for chunk in chunks]
+        chunk_of = {id(task): chunk for task, chunk in zip(tasks, chunks, strict=True)}  # run_tasks yields our tuples
+        scores, steps = np.zeros((len(parameters), len(seeds))), 0
+        for args, (chunk_scores, chunk_steps) in run_tasks(score_episodes, tasks, self.config,
+                                                           name=lambda args: f"episodes of seeds {args[2]}",
+                                                           report=tqdm.write, workers=self.workers):
+            for (row, column), score in zip(chunk_of[id(args)], chunk_scores, strict=True):
+                scores[row, column] = score
+            steps += int(np.sum(chunk_steps))
+        return scores, steps
+
+    def close(self):
+        self.workers.close()
+
+
+class DreamEpisodes:
+    """Scores controllers in the dream, all candidates and episodes in one batch in this process."""
+
+    def __init__(self, config):
+        self.dream, self.config = load_dream(config), config
+        if not self.dream.rnn.predict_reward:
+            raise UserFacingError(f"{vision_dir(config) / 'rnn.keras'}: dream_env=1 needs an MDN-RNN that predicts "
+                                  "the reward; train it with rnn_r_pred=1 (and rnn_d_pred=1 for episode ends)")
+
+    def scores(self, parameters, seeds):
+        """As RealEpisodes.scores; the dreams of one call are all drawn from the stream of seeds[0]."""
+        result = play_dreams(self.dream, self.config, parameters, len(seeds), seed=seeds[0])
+        return result["scores"], int(result["steps"].sum())
+
+    def close(self):
+        pass
+
+
+def world_fingerprint(config):
+    """SHA-256 of the vision model and MDN-RNN files: a controller is only resumed on the same world model."""
+    folder = vision_dir(config)
+    paths = [folder / f"{config.vision}.keras", folder / "rnn.keras"]
+    for path in paths:
+        if not path.exists():
+            raise UserFacingError(f"{path}: missing; train the vision model and the MDN-RNN first")
+    return {path.name: file_sha256(path) for path in paths}
+
+
+def train_controller(config):
+    """Run CMA-ES up to controller_max_generations (resuming a killed run); returns best.json's content."""
+    import cma
+
+    folder = controller_dir(config)
+    with folder_lock(folder, "train.py"):
+        remove_stale_temporaries(folder)
+        saved_config = folder / "train.config"
+        if saved_config.exists():
+            check_same_settings(saved_config, config, SETTINGS)
+        save_config(config, saved_config)
+        fingerprint = world_fingerprint(config)
+        state = _restore(folder / "checkpoint.pkl", fingerprint)
+        if state is None:
+            population = config.controller_num_worker * config.controller_num_worker_trial
+            es = cma.CMAEvolutionStrategy(np.zeros(num_parameters(config)), config.controller_sigma_init,
+                                          {"popsize": population, "seed": config.seed + 1, "verbose": -9})
+            state = {"es": es, "log": [], "best": None, "world": fingerprint}
+        else:
+            np.random.set_state(state["numpy_random"])  # pycma samples from numpy's global generator
+        es, log = state["es"], state["log"]
+        episodes = DreamEpisodes(config) if config.dream_env else RealEpisodes(config)
+        where = "dream" if config.dream_env else "real environment"
+        print(f"CMA-ES in the {where}: {num_parameters(config)} parameters, population {es.popsize}, "
+              f"{config.controller_num_episode} episodes per candidate; "
+              + (f"resuming after generation {len(log)}" if log else "starting"))
+        try:
+            progress = tqdm(range(len(log), config.controller_max_generations), desc=f"CMA-ES ({where})",
+                            unit="generation", initial=len(log), total=config.controller_max_generations,
+                            dynamic_ncols=True)
+            for generation in progress:
+                started = time.monotonic()
+                solutions = np.array(es.ask())
+                scores, steps = episodes.scores(solutions, episode_seeds(config.seed, "train", generation,
+                                                                         config.controller_num_episode))
+                fitness = reduce_scores(scores, config.controller_batch_mode)
+                penalized = fitness + weight_decay_penalty(solutions, config.controller_weight_decay)
+                es.tell(list(solutions), list(-penalized))  # pycma minimises
+                row = {"generation": generation + 1, "best": fitness.max(), "mean": fitness.mean(),
+                       "worst": fitness.min(), "sigma": es.sigma, "steps": steps, "test_score": "", "test_std": ""}
+                last = generation + 1 == config.controller_max_generations
+                if (generation + 1) % config.controller_eval_steps == 0 or last:
+                    mean = np.asarray(es.mean, np.float32)
+                    test, test_steps = episodes.scores(mean[None], episode_seeds(
+                        config.seed, "test", 0, config.controller_num_test_episode))
+                    row.update(test_score=float(test.mean()), test_std=float(test.std()))
+                    row["steps"] += test_steps
+                    if state["best"] is None or test.mean() > state["best"]["score"]:
+                        state["best"] = {"score": float(test.mean()), "score_std": float(test.std()),
+                                         "generation": generation + 1, "parameters": mean}
+                row["seconds"] = time.monotonic() - started
+                log.append(row)
+                state["numpy_random"] = np.random.get_state()
+                write_bytes_atomic(folder / "checkpoint.pkl", pickle.dumps(state))
+                _write_outputs(folder, config, state)
+                progress.set_postfix(best=f"{row['best']:.1f}", mean=f"{row['mean']:.1f}",
+                                     test=f"{state['best']['score']:.1f}" if state["best"] else "-")
+            if config.dream_env and state["best"] is not None and "real_score" not in state["best"]:
+                real = RealEpisodes(config)
+                try:
+                    test, _ = real.scores(state["best"]["parameters"][None], episode_seeds(
+                        config.seed, "test", 0, config.controller_num_test_episode))
+                finally:
+                    real.close()
+                state["best"].update(real_score=float(test.mean()), real_score_std=float(test.std()))
+                write_bytes_atomic(folder / "checkpoint.pkl", pickle.dumps(state))
+                _write_outputs(folder, config, state)
+        finally:
+            episodes.close()
+    best = state["best"]
+    summary = (f"best controller {folder / 'best.json'}: held-out score {best['score']:.1f} ± {best['score_std']:.1f} "
+               f"({'dream' if config.dream_env else 'real'}; generation {best['generation']})")
+    if "real_score" in best:
+        summary += f"; in the real environment {best['real_score']:.1f} ± {best['real_score_std']:.1f}"
+    print(f"{summary}\nlog {folder / 'log.csv'}; figure {folder / 'training_curve.png'}")
+    return {key: value for key, value in best.items() if key != "parameters"}
+
+
+def _restore(path, fingerprint):
+    if not path.exists():
+        return None
+    try:
+        state = pickle.loads(path.read_bytes())
+    except Exception as error:  # a checkpoint is written atomically, so this is another program's doing
+        raise UserFacingError(f"{path}: unreadable checkpoint ({error}); remove it to start afresh") from None
+    if state["world"] != fingerprint:
+        raise UserFacingError(f"{path}: made with another vision model or MDN-RNN than the current ones; "
+                              "remove this controller folder (or use another exp_name) to train afresh")
+    return state
+
+
+def _write_outputs(folder, config, state):
+    """best.json, log.csv, log.json and training_curve.png from the training state."""
+    best, log = state["best"], state["log"]
+    if best is not None:
+        save_controller(folder / "best.json", best["parameters"], config, dream=bool(config.dream_env),
+                        **{key: value for key, value in best.items() if key != "parameters"})
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=LOG_FIELDS)
+    writer.writeheader()
+    writer.writerows(log)
+    write_text_atomic(folder / "log.csv", text.getvalue())
+    write_json_atomic(folder / "log.json", [{key: row[key] for key in LOG_FIELDS} for row in log])
+    save_figure(training_curve([(("dream" if config.dream_env else "real") + f" ({config.vision})", log)]),
+                folder / "training_curve.png")
+
+
+def training_curve(runs):
+    """A figure of CMA-ES runs [(label, log rows)]: best, mean and worst fitness per generation, and the
+    held-out score of the mean where it was evaluated."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 4), layout="constrained")
+    axis = figure.subplots()
+    for index, (label, log) in enumerate(runs):
+        color = f"C{index}"
+        generations = [row["generation"] for row in log]
+        axis.plot(generations, [row["mean"] for row in log], color=color, label=f"{label}: mean")
+        axis.fill_between(generations, [row["worst"] for row in log], [row["best"] for row in log], color=color,
+                          alpha=0.2, label=f"{label}: worst to best")
+        tested = [row for row in log if row["test_score"] != ""]
+        axis.errorbar([row["generation"] for row in tested], [row["test_score"] for row in tested],
+                      yerr=[row["test_std"] for row in tested], fmt="o", color=color, capsize=3,
+                      label=f"{label}: held-out score of the mean")
+    axis.set_xlabel("generation")
+    axis.set_ylabel("score (fitness)")
+    axis.legend(fontsize=8)
+    return figure

@@ -1,0 +1,23 @@
+"""Train the controller (C) with CMA-ES on a trained world model, in the real environment or the dream.
+
+    python WorldModels/train.py -c WorldModels/configs/smoke.config --vision vae [--dream_env 1]
+
+Candidates play real CarRacing episodes on worker processes (or Ray tasks, backend=ray), or, with
+dream_env=1, dream episodes of the MDN-RNN batched over the whole population; a dream-trained
+controller is then scored in the real environment. Writes best.json, log.csv, log.json and
+training_curve.png under <vision>/controller/ (or controller_dream/); a killed run resumes from
+its last generation (see evolution.py).
+"""
+
+from config import parse_config
+from errors import exit_on_user_error
+from evolution import train_controller
+
+
+def main(argv=None):
+    return train_controller(parse_config(argv, description=__doc__.split("\n\n")[0]))
+
+
+if __name__ == "__main__":
+    with exit_on_user_error():
+        main()

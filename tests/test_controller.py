@@ -1,0 +1,167 @@
+"""The controller's math and files, the agent, the dream environment."""
+
+import json
+
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from agent import Agent, controller_features, episode_seeds, play_dreams, play_episodes
+from config import parse_config
+from controller import (
+    carracing_action,
+    linear_actions,
+    load_controller,
+    num_parameters,
+    reduce_scores,
+    save_controller,
+    split_parameters,
+    weight_decay_penalty,
+)
+from env import DreamBatch, DreamEnv
+from errors import UserFacingError
+from rnn.rnn import MDNRNN
+from vae.vae import ConvVAE
+
+rng = np.random.default_rng(0)
+
+
+def test_the_paper_controller_has_867_parameters_and_the_original_layout():
+    paper = parse_config([])
+    assert num_parameters(paper) == 867  # (32 + 256 + 1) * 3
+    assert num_parameters(parse_config(["--exp_mode", "z"])) == 99
+    assert num_parameters(parse_config(["--state_space", "2"])) == (32 + 512 + 1) * 3
+    parameters = np.arange(3 + 4 * 3, dtype=np.float32)
+    weights, biases = split_parameters(parameters, 4)
+    np.testing.assert_array_equal(biases, [0, 1, 2])  # biases first, then the weight matrix row by row
+    np.testing.assert_array_equal(weights[1], [6, 7, 8])
+
+
+def test_linear_actions_match_a_loop_over_episodes_each_with_its_own_parameters():
+    features = rng.normal(size=(5, 4)).astype(np.float32)
+    parameters = rng.normal(size=(5, 15)).astype(np.float32)
+    actions = linear_actions(features, parameters)
+    for row in range(5):
+        bias, weight = parameters[row, :3], parameters[row, 3:].reshape(4, 3)
+        output = np.tanh(features[row] @ weight + bias)
+        expected = [output[0], (output[1] + 1) / 2, max(output[2], 0.0)]
+        np.testing.assert_allclose(actions[row], expected, rtol=1e-5, atol=1e-6)
+    assert actions.dtype == np.float32
+    np.testing.assert_array_equal(carracing_action([0.0, 0.0, 0.0]), [0.0, 0.5, 0.0])
+
+
+def test_fitness_reduction_and_weight_decay_are_the_originals():
+    scores = np.array([[1.0, 3.0], [-2.0, 10.0]])
+    np.testing.assert_allclose(reduce_scores(scores, "mean"), [2.0, 4.0])
+    np.testing.assert_allclose(reduce_scores(scores, "min"), [1.0, -2.0])
+    parameters = np.array([[1.0, -1.0, 2.0], [0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(weight_decay_penalty(parameters, 0.01), [-0.01 * 6 / 3, 0.0])
+
+
+def test_controller_files_round_trip_and_bad_ones_are_named(tmp_path, make_config):
+    config = make_config()
+    parameters = rng.normal(size=num_parameters(config)).astype(np.float32)
+    path = save_controller(tmp_path / "best.json", parameters, config, score=1.5)
+    loaded, document = load_controller(path, config)
+    np.testing.assert_array_equal(loaded, parameters)
+    assert document["score"] == 1.5 and document["vision"] == config.vision
+    original = tmp_path / "original.json"
+    original.write_text(json.dumps([parameters.tolist(), 900.0]))  # the original repository's format
+    np.testing.assert_array_equal(load_controller(original, config)[0], parameters)
+    with pytest.raises(UserFacingError, match="best.json: made with rnn_size=64"):
+        load_controller(path, make_config("--rnn_size", 32))
+    short = tmp_path / "short.json"
+    short.write_text(json.dumps({"parameters": [0.0] * 10}))
+    with pytest.raises(UserFacingError, match=r"short.json: needs 291 finite parameters"):
+        load_controller(short, config)
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(UserFacingError, match="broken.json: not a controller JSON file"):
+        load_controller(broken, config)
+    with pytest.raises(UserFacingError, match="missing.json: no such controller file"):
+        load_controller(tmp_path / "missing.json", config)
+
+
+def test_episode_seeds_are_fixed_and_purposes_never_share_one():
+    assert episode_seeds(0, "train", 3, 4) == episode_seeds(0, "train", 3, 4)
+    seeds = [set(episode_seeds(0, purpose, generation, 50))
+             for purpose, generation in (("train", 0), ("train", 1), ("test", 0), ("evaluate", 0))]
+    assert sum(len(group) for group in seeds) == len(set().union(*seeds))
+
+
+# -- the agent and the dream, with small untrained networks ------------------------------------
+
+@pytest.fixture
+def world(make_config):
+    config = make_config("--z_size", 4, "--rnn_size", 8, "--max_frames", 12, "--min_frames", 5)
+    vision_model = ConvVAE(4, 0.5, seed=0)
+    vision_model.build()
+    rnn = MDNRNN(4, 8, 3, predict_reward=True, predict_done=True, seed=0)
+    rnn.build()
+    initial_z = {"mu": rng.normal(size=(5, 4)).tolist(), "logvar": np.full((5, 4), -2.0).tolist()}
+    return config, vision_model, rnn, initial_z
+
+
+def test_features_follow_exp_mode_and_state_space(world, make_config):
+    z, h, c = np.ones((2, 4)), 2 * np.ones((2, 8)), 3 * np.ones((2, 8))
+    assert controller_features(z, h, c, make_config("--exp_mode", "z")).shape == (2, 4)
+    np.testing.assert_array_equal(controller_features(z, h, c, make_config())[0], [1] * 4 + [2] * 8)
+    assert controller_features(z, h, c, make_config("--state_space", 2)).shape == (2, 20)
+
+
+def test_the_agent_plays_batched_episodes_as_it_plays_them_one_by_one(world):
+    config, vision_model, rnn, _ = world
+    agent = Agent(vision_model, rnn, config)
+    parameters = rng.normal(scale=0.5, size=(2, num_parameters(config))).astype(np.float32)
+    seeds = [11, 12]
+    batched = play_episodes(agent, config, parameters, seeds, trace=True)
+    assert batched["steps"].tolist() == [12, 12]
+    for row, seed in enumerate(seeds):
+        alone = play_episodes(agent, config, parameters[row:row + 1], [seed], trace=True)
+        np.testing.assert_allclose(alone["z"][0], batched["z"][row], rtol=1e-4, atol=1e-5)
+        assert alone["scores"][0] == pytest.approx(batched["scores"][row], rel=1e-4)
+    again = play_episodes(agent, config, parameters, seeds)
+    np.testing.assert_array_equal(again["scores"], batched["scores"])
+    assert batched["predicted"][0].shape == (12, 4)
+
+
+def test_the_agent_refuses_an_rnn_of_other_sizes(world, make_config):
+    config, vision_model, rnn, _ = world
+    with pytest.raises(UserFacingError, match="rnn_size=8; the config says z_size=4, rnn_size=64"):
+        Agent(vision_model, rnn, make_config("--z_size", 4))
+
+
+@pytest.mark.filterwarnings("ignore:.*Box observation space m:UserWarning")  # latents are unbounded
+def test_the_dream_env_passes_gymnasiums_checker_and_is_seeded(world):
+    config, _, rnn, initial_z = world
+    env = DreamEnv(rnn, initial_z, config)
+    check_env(env, skip_render_check=True)
+    first = [env.reset(seed=5)[0]] + [env.step(np.array([0.1, 0.5, 0.0], np.float32))[0] for _ in range(3)]
+    second = [env.reset(seed=5)[0]] + [env.step(np.array([0.1, 0.5, 0.0], np.float32))[0] for _ in range(3)]
+    np.testing.assert_array_equal(np.stack(first), np.stack(second))
+    steps = 0
+    env.reset(seed=1)
+    while True:
+        steps += 1
+        _, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        assert isinstance(reward, float) and info["h"].shape == (8,)
+        if terminated or truncated:
+            break
+    assert steps <= config.max_frames
+
+
+def test_dreams_repeat_across_candidates_and_zero_temperature_follows_the_likeliest_mean(world, make_config):
+    config, _, rnn, initial_z = world
+    dream = DreamBatch(rnn, initial_z, config)
+    same = np.tile(rng.normal(scale=0.3, size=(1, num_parameters(config))), (3, 1))
+    result = play_dreams(dream, config, same, episodes=2, seed=4)
+    assert result["scores"].shape == (3, 2)
+    np.testing.assert_allclose(result["scores"], np.tile(result["scores"][:1], (3, 1)), rtol=1e-5)
+    assert result["scores"][0, 0] != result["scores"][0, 1]  # two different dreams
+    cold = DreamBatch(rnn, initial_z, make_config("--z_size", 4, "--rnn_size", 8, "--rnn_temperature", 1e-9))
+    cold.reset(2, seed=0)
+    z = cold.z.copy()
+    cold.step(np.zeros((2, 3), np.float32))
+    outputs = cold.rnn_step(z, np.zeros((2, 3), np.float32), np.zeros((2, 8), np.float32), np.zeros((2, 8), np.float32))
+    likeliest = np.argmax(outputs["log_weights"].numpy(), axis=-1)[..., None]
+    np.testing.assert_allclose(cold.z, np.take_along_axis(outputs["means"].numpy(), likeliest, -1)[..., 0], rtol=1e-5)

@@ -1,0 +1,108 @@
+"""train.py and evaluate.py on a tiny untrained world model: outputs, resuming, refusals, GIFs."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import evaluate
+from config import vision_dir
+from conftest import SMOKE_CONFIG
+from controller import load_controller, num_parameters
+from errors import UserFacingError
+from evolution import controller_dir, train_controller
+from files import write_json_atomic
+from rnn.rnn import MDNRNN
+from vae.vae import ConvVAE
+
+TINY = ["--z_size", 4, "--rnn_size", 8, "--max_frames", 15, "--min_frames", 5, "--num_workers", 2,
+        "--controller_num_worker", 3, "--controller_num_episode", 2, "--controller_num_test_episode", 2,
+        "--controller_eval_steps", 1, "--agent_batch_size", 3, "--controller_max_generations", 1]
+
+
+@pytest.fixture
+def tiny(make_config):
+    """make_config with TINY settings, and an untrained world model of those sizes in its vae/ folder."""
+    def make(*overrides):
+        return make_config(*TINY, *overrides)
+
+    config = make()
+    folder = vision_dir(config)
+    folder.mkdir(parents=True)
+    vision_model = ConvVAE(4, 0.5, seed=0)
+    vision_model.build()
+    vision_model.save(folder / "vae.keras")
+    rnn = MDNRNN(4, 8, 3, predict_reward=True, predict_done=True, seed=0)
+    rnn.build()
+    rnn.save(folder / "rnn.keras")
+    write_json_atomic(folder / "initial_z.json", {"mu": np.zeros((3, 4)).tolist(), "logvar": np.zeros((3, 4)).tolist()})
+    return make
+
+
+def log_rows(config):
+    with open(controller_dir(config) / "log.csv") as file:
+        return list(csv.DictReader(file))
+
+
+@pytest.mark.parametrize("dream", [0, 1])
+def test_training_writes_its_outputs_and_a_rerun_resumes(tiny, dream):
+    config = tiny("--dream_env", dream)
+    best = train_controller(config)
+    folder = controller_dir(config)
+    assert folder.name == ("controller_dream" if dream else "controller")
+    assert [row["generation"] for row in log_rows(config)] == ["1"]
+    parameters, document = load_controller(folder / "best.json", config)
+    assert parameters.shape == (num_parameters(config),) and document["score"] == pytest.approx(best["score"])
+    assert ("real_score" in document) == bool(dream)  # a dream-trained controller is scored for real too
+    first_row = log_rows(config)[0]
+    train_controller(tiny("--dream_env", dream, "--controller_max_generations", 3))
+    rows = log_rows(config)
+    assert [row["generation"] for row in rows] == ["1", "2", "3"] and rows[0] == first_row
+    assert all(row["test_score"] for row in rows) and float(rows[0]["steps"]) > 0
+    assert json.loads((folder / "log.json").read_text())[2]["generation"] == 3
+    assert (folder / "training_curve.png").stat().st_size > 0
+
+
+def test_real_and_dream_runs_keep_separate_folders_and_changes_are_refused(tiny):
+    real = tiny()
+    train_controller(real)
+    real_log = (controller_dir(real) / "log.csv").read_text()
+    train_controller(tiny("--dream_env", 1))
+    assert (controller_dir(real) / "log.csv").read_text() == real_log
+    with pytest.raises(UserFacingError, match="controller_sigma_init"):
+        train_controller(tiny("--controller_sigma_init", 0.5))
+    rnn = MDNRNN(4, 8, 3, predict_reward=True, predict_done=True, seed=1)
+    rnn.build()
+    rnn.save(vision_dir(real) / "rnn.keras")
+    with pytest.raises(UserFacingError, match="another vision model or MDN-RNN"):
+        train_controller(tiny("--controller_max_generations", 2))
+
+
+def test_dream_training_needs_a_reward_head(tiny):
+    config = tiny("--dream_env", 1)
+    rnn = MDNRNN(4, 8, 3, seed=0)
+    rnn.build()
+    rnn.save(vision_dir(config) / "rnn.keras")
+    with pytest.raises(UserFacingError, match="rnn.keras: dream_env=1 needs an MDN-RNN that predicts the reward"):
+        train_controller(config)
+
+
+def test_evaluate_scores_a_controller_and_writes_gifs(tiny, tmp_path):
+    config = tiny()
+    train_controller(config)
+    best = controller_dir(config) / "best.json"
+    arguments = [str(best), "-c", str(SMOKE_CONFIG)]
+    base = [*map(str, TINY), "--results_dir", config.results_dir]
+    summary = evaluate.main([*arguments, *base, "--episodes", "3", "--gif", str(tmp_path / "agent.gif")])
+    with open(best.with_name("best_evaluation.csv")) as file:
+        scores = [float(row["score"]) for row in csv.DictReader(file)]
+    assert len(scores) == 3 and summary["mean"] == pytest.approx(np.mean(scores))
+    assert best.with_name("best_scores.png").exists()
+    gif = Image.open(tmp_path / "agent.gif")
+    assert gif.n_frames == 15 and gif.size == (2 * (3 * 64 + 2 * 2), 2 * 64)  # real | reconstruction | prediction
+    evaluate.main([*arguments, *base, "--episodes", "0", "--dream", "--gif", str(tmp_path / "dream.gif")])
+    assert Image.open(tmp_path / "dream.gif").size == (2 * 64, 2 * 64)
+    with pytest.raises(UserFacingError, match="best.json: made with z_size=4"):
+        evaluate.main([*arguments, *base, "--z_size", "8"])

@@ -8,13 +8,14 @@ config file next to a stage's outputs, so `-c` on that file reproduces the run.
 """
 
 import argparse
+import contextlib
 import math
 import re
 import sys
 from pathlib import Path
 
 from errors import UserFacingError
-from files import write_text_atomic
+from files import folder_lock, remove_stale_temporaries, write_text_atomic
 
 # ---------------------------------------------------------------------------------------------
 # Value types: each parses a string or raises ArgumentTypeError with a message naming the rule.
@@ -269,3 +270,18 @@ def record_dir(config):
 
 def vision_dir(config, vision=None):
     return experiment_dir(config) / (vision or config.vision)
+
+
+@contextlib.contextmanager
+def stage_folder(folder, config, script, keys):
+    """Open a stage's output folder for `script` (e.g. "rnn_train.py"): lock it against a second
+    run, clear temporaries a killed run left, refuse a config whose `keys` differ from the saved
+    <script>.config of an earlier run, and save this one there. Yields the folder."""
+    folder = Path(folder)
+    with folder_lock(folder, script):
+        remove_stale_temporaries(folder)
+        saved_config = folder / f"{Path(script).stem}.config"
+        if saved_config.exists():
+            check_same_settings(saved_config, config, keys)
+        save_config(config, saved_config)
+        yield folder

@@ -25,13 +25,11 @@ import numpy as np
 from tqdm import tqdm
 
 from agent import episode_seeds, load_dream, play_dreams, score_episodes
-from config import check_same_settings, save_config, vision_dir
+from config import stage_folder, vision_dir
 from controller import num_parameters, reduce_scores, save_controller, weight_decay_penalty
 from errors import UserFacingError
 from files import (
     file_sha256,
-    folder_lock,
-    remove_stale_temporaries,
     write_bytes_atomic,
     write_json_atomic,
     write_text_atomic,
@@ -112,12 +110,7 @@ def train_controller(config):
     import cma
 
     folder = controller_dir(config)
-    with folder_lock(folder, "train.py"):
-        remove_stale_temporaries(folder)
-        saved_config = folder / "train.config"
-        if saved_config.exists():
-            check_same_settings(saved_config, config, SETTINGS)
-        save_config(config, saved_config)
+    with stage_folder(folder, config, "train.py", SETTINGS):
         fingerprint = world_fingerprint(config)
         state = _restore(folder / "checkpoint.pkl", fingerprint)
         if state is None:

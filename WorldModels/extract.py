@@ -15,11 +15,11 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from config import check_same_settings, config_values, parse_config, read_config_text, record_dir, save_config
+from config import config_values, parse_config, read_config_text, record_dir, stage_folder
 from env import make_env, tiles_visited, track_tiles
 from episodes import EpisodeFileError, check_episode, episode_bytes, load_episode
 from errors import UserFacingError, exit_on_user_error
-from files import folder_lock, remove_stale_temporaries, write_bytes_atomic
+from files import write_bytes_atomic
 from parallel import run_tasks
 from policies import make_policy_factory
 
@@ -126,12 +126,7 @@ def extract(config, policy_factory=None, policy_name=None):
     """
     folder = record_dir(config)
     started = time.monotonic()
-    with folder_lock(folder, "extract.py"):
-        remove_stale_temporaries(folder)
-        saved_config = folder / "extract.config"
-        if saved_config.exists():
-            check_same_settings(saved_config, config, DATA_KEYS)
-        save_config(config, saved_config)
+    with stage_folder(folder, config, "extract.py", DATA_KEYS):
         missing, existing_frames, moved = find_missing(folder, config.num_episodes, report=tqdm.write)
         print(f"{config.num_episodes - len(missing)} of {config.num_episodes} episodes already in {folder}; "
               f"collecting {len(missing)} with policy '{policy_name or config.extract_policy}' "

@@ -20,7 +20,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from checkpoints import TrainingCheckpoint, truncate_log
-from config import check_same_settings, record_dir, save_config, vision_dir
+from config import record_dir, save_config, stage_folder, vision_dir
 from data import episode_dataset, sequence_dataset, split_episodes, to_unit_float, validation_windows
 from episodes import list_episodes, load_episode
 from errors import UserFacingError
@@ -263,12 +263,7 @@ def _prediction_figures(config, series, held_out, folder):
 def train_memory(config):
     """Train the MDN-RNN on the config's vision model's series (resuming a killed run); returns its metrics."""
     folder = vision_dir(config, config.vision)
-    with folder_lock(folder, "rnn_train.py"):
-        remove_stale_temporaries(folder)
-        saved_config = folder / "rnn_train.config"
-        if saved_config.exists():
-            check_same_settings(saved_config, config, RNN_SETTINGS)
-        save_config(config, saved_config)
+    with stage_folder(folder, config, "rnn_train.py", RNN_SETTINGS):
         series = load_series(config)
         training, held_out = ~series["held_out"], series["held_out"]
         write_json_atomic(folder / "initial_z.json", {"mu": series["mu"][training, 0].astype(float).tolist(),

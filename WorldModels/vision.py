@@ -12,11 +12,11 @@ import keras
 import numpy as np
 
 from checkpoints import TrainingCheckpoint, truncate_log
-from config import check_same_settings, record_dir, save_config, vision_dir
+from config import record_dir, stage_folder, vision_dir
 from data import array_dataset, frame_dataset, load_frames, split_episodes
 from episodes import list_episodes
 from errors import UserFacingError
-from files import atomic_path, folder_lock, remove_stale_temporaries, write_json_atomic
+from files import atomic_path, write_json_atomic
 from plots import image_rows, save_figure
 from vae.vae import ConvVAE
 from vaegan.vaegan import VAEGAN
@@ -101,12 +101,7 @@ def reconstruct(model, frames):
 def train_vision(config, vision):
     """Train the vision model `vision` on record/ (resuming a killed run); returns its metrics dict."""
     folder = vision_dir(config, vision)
-    with folder_lock(folder, f"{vision}_train.py"):
-        remove_stale_temporaries(folder)
-        saved_config = folder / f"{vision}_train.config"
-        if saved_config.exists():
-            check_same_settings(saved_config, config, SETTINGS[vision])
-        save_config(config, saved_config)
+    with stage_folder(folder, config, f"{vision}_train.py", SETTINGS[vision]):
         training, held_out, validation_frames = held_out_frames(config)
         keras.utils.set_random_seed(config.seed)
         model = build_vision_model(config, vision)

@@ -106,3 +106,9 @@ def test_evaluate_scores_a_controller_and_writes_gifs(tiny, tmp_path):
     assert Image.open(tmp_path / "dream.gif").size == (2 * 64, 2 * 64)
     with pytest.raises(UserFacingError, match="best.json: made with z_size=4"):
         evaluate.main([*arguments, *base, "--z_size", "8"])
+
+
+def test_training_runs_on_the_ray_backend(tiny, local_ray):
+    config = tiny("--backend", "ray")
+    best = train_controller(config)
+    assert [row["generation"] for row in log_rows(config)] == ["1"] and np.isfinite(best["score"])

@@ -29,7 +29,7 @@ from memory import encode_episodes, frame_encoder
 from rnn.rnn import MDNRNN
 from timing import alternate, per_unit
 from vae.vae import ConvVAE
-from vision_bench import fit_measure, synthetic_episode, write_episodes
+from vision_bench import bare_steps, fit_measure, synthetic_episode, write_episodes
 
 BATCH = 100
 
@@ -74,13 +74,6 @@ def synthetic_series(episodes, steps, rng):
         "length": np.full(episodes, steps, np.int32)}
 
 
-def bare_rnn_steps(model, batch):
-    step = tf.function(model.train_step)
-    for _ in range(3):
-        step(batch)
-    return lambda steps: [float(step(batch)["loss"]) for _ in range(steps)]
-
-
 def loop_rnn_steps(model, dataset):
     step = tf.function(lambda iterator: model.train_step(next(iterator)))
     iterator = iter(dataset)
@@ -108,7 +101,7 @@ def main():
     batch = next(iter(windows(1)))
     fit_model = rnn_model()  # separate instances, as in vision_bench.py
     fit_model.fit(windows(0), epochs=1, steps_per_epoch=3, verbose=0)
-    bare_rnn, loop_rnn = bare_rnn_steps(rnn_model(), batch), loop_rnn_steps(rnn_model(), windows(2))
+    bare_rnn, loop_rnn = bare_steps(rnn_model(), batch), loop_rnn_steps(rnn_model(), windows(2))
     with tempfile.TemporaryDirectory() as folder:
         paths = write_episodes(Path(folder), args.episodes, 1000)
         frames = tf.constant(np.concatenate([synthetic_episode(rng, 1000) for _ in range(args.episodes)]))

@@ -1,9 +1,10 @@
 """Resumable training: the one checkpoint helper, for every stage trained with fit().
 
 TrainingCheckpoint keeps, in its folder, `checkpoint.weights.h5` (the model's weights, every
-optimizer's state and the random generator's state) and `checkpoint.json` (epochs completed),
-both written atomically at the end of every epoch and every `every_seconds` during one. A saved
-state is never one that holds NaN. Before fit():
+optimizer's state and the random generator's state) and `checkpoint.json` (epochs completed, and
+the `inputs` it was trained from, such as a data file's fingerprint), both written atomically at
+the end of every epoch and every `every_seconds` during one. A saved state is never one that
+holds NaN, and is never resumed on other inputs. Before fit():
 
     initial_epoch = checkpoint.restore(model)
     model.fit(..., initial_epoch=initial_epoch, callbacks=[checkpoint, ...])
@@ -21,21 +22,34 @@ from pathlib import Path
 
 import keras
 
+from errors import UserFacingError
 from files import atomic_path, write_json_atomic, write_text_atomic
 
 
 class TrainingCheckpoint(keras.callbacks.Callback):
-    def __init__(self, folder, every_seconds):
+    def __init__(self, folder, every_seconds, inputs=None):
         super().__init__()
-        self.folder, self.every_seconds = Path(folder), every_seconds
+        self.folder, self.every_seconds, self.inputs = Path(folder), every_seconds, inputs or {}
         self.weights_path = self.folder / "checkpoint.weights.h5"
         self.state_path = self.folder / "checkpoint.json"
         self.epoch, self.last_save = 0, time.monotonic()
 
-    def restore(self, model):
-        """Load the saved state into `model` (built and compiled); return the epochs already done."""
+    def epochs_done(self):
+        """Epochs completed by the saved state (0 if none, or if it was trained from other inputs)."""
         if not self.state_path.exists():
             return 0
+        state = json.loads(self.state_path.read_text())
+        return state["epochs_done"] if state.get("inputs", {}) == self.inputs else 0
+
+    def restore(self, model):
+        """Load the saved state into `model` (built and compiled); return the epochs already done.
+        Raises UserFacingError if it was trained from other inputs."""
+        if not self.state_path.exists():
+            return 0
+        saved_inputs = json.loads(self.state_path.read_text()).get("inputs", {})
+        if saved_inputs != self.inputs:
+            raise UserFacingError(f"{self.folder}: trained from other inputs ({saved_inputs} there, {self.inputs} "
+                                  "now); remove that folder to train afresh on the current ones")
         optimizer = getattr(model, "optimizer", None)  # absent until compile()
         if optimizer is not None and not optimizer.built:
             # Optimizers create their state lazily; built now, it is restored rather than skipped.
@@ -58,7 +72,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             return  # keep the last finite state; TerminateOnNaN stops the run
         with atomic_path(self.weights_path) as temporary:
             self.model.save_weights(temporary)
-        write_json_atomic(self.state_path, {"epochs_done": epochs_done})
+        write_json_atomic(self.state_path, {"epochs_done": epochs_done, "inputs": self.inputs})
         self.last_save = time.monotonic()
 
 

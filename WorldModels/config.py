@@ -158,6 +158,8 @@ KEYS = {
     "controller_z": (_choice("sample", "mean"), "sample",
                      "the agent's z: sampled from N(mu, exp(logvar)) as the original, or the mean"),
     "agent_batch_size": (positive_int, 16, "episodes one worker plays in lockstep, batching the agent's networks"),
+    "evaluate_episodes": (positive_int, 100, "real episodes (fixed seeds) evaluate.py and pipeline.py score "
+                          "the best controller on"),
 }
 
 
@@ -257,6 +259,16 @@ def check_same_settings(saved_path, config, keys):
                           "use another exp_name or results_dir, or remove that folder")
 
 
+def settings_match(folder, script, config, keys):
+    """True if `script`'s saved config in `folder` exists and agrees with `config` on `keys` (for the
+    checks that skip a completed stage: outputs made with other settings are not complete for this one)."""
+    try:
+        check_same_settings(Path(folder) / f"{Path(script).stem}.config", config, keys)
+    except ConfigError:
+        return False
+    return True
+
+
 # ---------------------------------------------------------------------------------------------
 # Layout: <results_dir>/<exp_name>/<env_name>/ holds record/ and one folder per vision model.
 
@@ -270,6 +282,11 @@ def record_dir(config):
 
 def vision_dir(config, vision=None):
     return experiment_dir(config) / (vision or config.vision)
+
+
+def for_vision(config, vision):
+    """A copy of `config` whose vision is `vision` (the pipeline and the report handle both models)."""
+    return argparse.Namespace(**{**vars(config), "vision": vision})
 
 
 @contextlib.contextmanager

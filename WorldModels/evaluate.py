@@ -1,10 +1,11 @@
 """Score a trained controller in the real environment; GIFs of the agent and of its dream.
 
     python WorldModels/evaluate.py results/.../vae/controller/best.json -c WorldModels/configs/smoke.config \
-        --vision vae [--episodes 100] [--gif agent.gif] [--dream --gif dream.gif]
+        --vision vae [--episodes N] [--gif agent.gif] [--dream --gif dream.gif]
 
-Plays --episodes real episodes with fixed seeds and prints mean ± std, min and max; writes the
-scores (CSV), a summary (JSON) and a histogram beside the controller file (see evaluation.py).
+Plays --episodes real episodes (default: the config's evaluate_episodes) with fixed seeds and
+prints mean ± std, min and max; writes the scores (CSV), a summary (JSON) and a histogram beside
+the controller file (see evaluation.py).
 --gif PATH writes one episode as a GIF: the real frame, the vision model's reconstruction and the
 RNN's prediction side by side; with --dream, a dream rollout decoded by the vision model instead.
 --episodes 0 only makes the GIF.
@@ -20,13 +21,14 @@ from evaluation import dream_gif, evaluate_controller, load_for_config, real_epi
 
 def add_arguments(parser):
     parser.add_argument("controller", type=Path, help="controller JSON file (best.json of train.py)")
-    parser.add_argument("--episodes", type=int, default=100, help="real episodes to score (0: none)")
+    parser.add_argument("--episodes", type=int, help="real episodes to score (0: none; default: evaluate_episodes)")
     parser.add_argument("--gif", type=Path, help="write a GIF of one episode to this path")
     parser.add_argument("--dream", action="store_true", help="with --gif: a dream rollout instead of a real one")
 
 
 def main(argv=None):
     config = parse_config(argv, description=__doc__.split("\n\n")[0], add_arguments=add_arguments)
+    config.episodes = config.evaluate_episodes if config.episodes is None else config.episodes
     if config.episodes < 0:
         raise SystemExit(f"error: argument --episodes: must be >= 0, got {config.episodes}")
     parameters = load_for_config(config.controller, config)

@@ -2,14 +2,18 @@
 
 evaluate_controller writes, beside the controller file <name>.json:
     <name>_evaluation.csv    per episode: its seed and score
-    <name>_evaluation.json   mean, std, min, max over the episodes
+    <name>_evaluation.json   mean, std, min, max over the episodes, and what was evaluated (the
+                             controller file's SHA-256 and the settings the scores depend on)
     <name>_scores.png        a histogram of the scores
 Episodes use fixed seeds (agent.episode_seeds(seed, "evaluate", ...)), so two controllers evaluated
-with the same config meet the same tracks.
+with the same config meet the same tracks. evaluate_best (pipeline.py's last stage) does this for
+train.py's best.json with evaluate_episodes episodes, and adds best_agent.gif and best_dream.gif.
 """
 
 import csv
 import io
+import json
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -18,7 +22,7 @@ from agent import controller_features, episode_seeds, load_agent, load_dream, pl
 from controller import linear_actions, load_controller
 from errors import UserFacingError
 from evolution import RealEpisodes
-from files import atomic_path, write_json_atomic, write_text_atomic
+from files import atomic_path, file_sha256, write_json_atomic, write_text_atomic
 from plots import save_figure
 from vision_metrics import as_uint8
 
@@ -35,8 +39,30 @@ def load_for_config(path, config):
     return parameters
 
 
+# The settings a controller's scores depend on, besides its file and the world model.
+EVALUATION_SETTINGS = ("env_name", "max_frames", "seed", "vision", "controller_z", "exp_mode", "state_space")
+
+
+def summary_path(path):
+    """<name>_evaluation.json of the controller file <name>.json."""
+    return path.with_name(f"{path.stem}_evaluation.json")
+
+
+def controller_evaluated(config, path, episodes):
+    """The summary of an evaluation of the controller file `path` over `episodes` episodes with the
+    config's settings, or None if there is none (or the file or the settings have changed since)."""
+    try:
+        summary = json.loads(summary_path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    wanted = {"controller_sha256": file_sha256(path), "episodes": episodes,
+              **{key: getattr(config, key) for key in EVALUATION_SETTINGS}}
+    return summary if all(summary.get(key) == value for key, value in wanted.items()) else None
+
+
 def evaluate_controller(config, path, episodes):
     """Play `episodes` real episodes with the controller in `path`; write and return the summary."""
+    path = Path(path)
     parameters = load_for_config(path, config)
     seeds = episode_seeds(config.seed, "evaluate", 0, episodes)
     real = RealEpisodes(config)
@@ -51,10 +77,45 @@ def evaluate_controller(config, path, episodes):
     writer.writerow(["episode", "seed", "score"])
     writer.writerows([index, seed, score] for index, (seed, score) in enumerate(zip(seeds, scores, strict=True)))
     write_text_atomic(f"{stem}_evaluation.csv", table.getvalue())
-    summary = {"controller": str(path), "vision": config.vision, "episodes": episodes, "mean": float(scores.mean()),
-               "std": float(scores.std()), "min": float(scores.min()), "max": float(scores.max())}
-    write_json_atomic(f"{stem}_evaluation.json", summary)
+    summary = {"controller": str(path), "episodes": episodes, "mean": float(scores.mean()),
+               "std": float(scores.std()), "min": float(scores.min()), "max": float(scores.max()),
+               "controller_sha256": file_sha256(path), **{key: getattr(config, key) for key in EVALUATION_SETTINGS}}
+    write_json_atomic(summary_path(path), summary)
     save_figure(score_histogram(scores, f"{path.name} ({config.vision}): {episodes} episodes"), f"{stem}_scores.png")
+    return summary
+
+
+def best_evaluated(config):
+    """evaluate_best's summary if it is complete for the current best.json and config, else None."""
+    from evolution import controller_dir
+
+    path = controller_dir(config) / "best.json"
+    if not path.exists() or not all(path.with_name(f"best_{kind}.gif").exists() for kind in ("agent", "dream")):
+        return None
+    return controller_evaluated(config, path, config.evaluate_episodes)
+
+
+def evaluate_best(config):
+    """Score train.py's best.json on evaluate_episodes real episodes and write best_agent.gif and
+    best_dream.gif beside it; nothing is redone if that evaluation and the GIFs exist. Returns the summary."""
+    from evolution import controller_dir
+
+    path = controller_dir(config) / "best.json"
+    if not path.exists():
+        raise UserFacingError(f"{path}: no trained controller; run train.py first")
+    gifs = {"agent": path.with_name("best_agent.gif"), "dream": path.with_name("best_dream.gif")}
+    summary = best_evaluated(config)
+    if summary is not None:
+        print(f"{path} is already evaluated: {summary['mean']:.1f} ± {summary['std']:.1f} over "
+              f"{summary['episodes']} episodes; nothing to do")
+        return summary
+    summary = evaluate_controller(config, path, config.evaluate_episodes)
+    parameters, seed = load_for_config(path, config), episode_seeds(config.seed, "evaluate", 0, 1)[0]
+    real_episode_gif(config, parameters, gifs["agent"], seed)
+    dream_gif(config, parameters, gifs["dream"], seed)
+    print(f"{path} over {summary['episodes']} episodes: {summary['mean']:.1f} ± {summary['std']:.1f} (min "
+          f"{summary['min']:.1f}, max {summary['max']:.1f}); scores {path.with_name('best_evaluation.csv')}; "
+          f"GIFs {gifs['agent']}, {gifs['dream']}")
     return summary
 
 

@@ -2,8 +2,8 @@
 
 Outputs, under <vision>/controller/ (real) or <vision>/controller_dream/ (dream_env=1), so the two
 never resume or overwrite each other:
-    best.json            the best evaluated mean so far (controller.save_controller), with its score;
-                         a dream-trained one also holds its score in the real environment
+    best.json            the best evaluated mean so far (controller.save_controller), with its score and
+                         that of the initial mean; a dream-trained one also holds its real-env score
     log.csv, log.json    per generation: best, mean and worst fitness, sigma, env steps, seconds, and
                          the held-out score of the mean when it was evaluated
     training_curve.png   the log as a figure
@@ -12,8 +12,9 @@ never resume or overwrite each other:
 
 Each generation, every candidate plays the same controller_num_episode episodes (seeds fixed per
 generation, new each generation); its fitness is their mean (or min, controller_batch_mode) minus
-the original's L2 penalty. Every controller_eval_steps generations, and after the last, the mean
-of the distribution plays controller_num_test_episode held-out episodes.
+the original's L2 penalty. Before the first generation (the initial mean, "generation 0"), every
+controller_eval_steps generations and after the last, the mean of the distribution plays
+controller_num_test_episode held-out episodes; best.json is the best of these.
 """
 
 import csv
@@ -25,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from agent import episode_seeds, load_dream, play_dreams, score_episodes
-from config import stage_folder, vision_dir
+from config import settings_match, stage_folder, vision_dir
 from controller import num_parameters, reduce_scores, save_controller, weight_decay_penalty
 from errors import UserFacingError
 from files import (
@@ -105,6 +106,20 @@ def world_fingerprint(config):
     return {path.name: file_sha256(path) for path in paths}
 
 
+def controller_trained(config):
+    """True if CMA-ES has run controller_max_generations on the current world model (and a dream-trained
+    best controller has been scored in the real environment)."""
+    path = controller_dir(config) / "checkpoint.pkl"
+    if not settings_match(path.parent, "train.py", config, SETTINGS):
+        return False
+    try:
+        state = _restore(path, world_fingerprint(config))
+    except UserFacingError:
+        return False  # train_controller says what is wrong
+    return (state is not None and len(state["log"]) >= config.controller_max_generations
+            and (not config.dream_env or "real_score" in state["best"]))
+
+
 def train_controller(config):
     """Run CMA-ES up to controller_max_generations (resuming a killed run); returns best.json's content."""
     import cma
@@ -113,6 +128,9 @@ def train_controller(config):
     with stage_folder(folder, config, "train.py", SETTINGS):
         fingerprint = world_fingerprint(config)
         state = _restore(folder / "checkpoint.pkl", fingerprint)
+        if controller_trained(config):
+            print(f"CMA-ES already ran {len(state['log'])} generations on this world model; nothing to do")
+            return _summarize(folder, config, state["best"])
         if state is None:
             population = config.controller_num_worker * config.controller_num_worker_trial
             es = cma.CMAEvolutionStrategy(np.zeros(num_parameters(config)), config.controller_sigma_init,
@@ -127,6 +145,15 @@ def train_controller(config):
               f"{config.controller_num_episode} episodes per candidate; "
               + (f"resuming after generation {len(log)}" if log else "starting"))
         try:
+            if "initial" not in state:  # the starting point, so every later score has a reference
+                test, test_steps = _test_mean(episodes, es, config)
+                state["initial"] = {"score": float(test.mean()), "score_std": float(test.std()), "generation": 0,
+                                    "parameters": np.asarray(es.mean, np.float32)}
+                state["best"] = state["best"] or state["initial"]
+                print(f"the initial mean scores {test.mean():.1f} ± {test.std():.1f} on "
+                      f"{config.controller_num_test_episode} held-out episodes ({test_steps} steps)")
+                state["numpy_random"] = np.random.get_state()
+                write_bytes_atomic(folder / "checkpoint.pkl", pickle.dumps(state))
             progress = tqdm(range(len(log), config.controller_max_generations), desc=f"CMA-ES ({where})",
                             unit="generation", initial=len(log), total=config.controller_max_generations,
                             dynamic_ncols=True)
@@ -142,22 +169,20 @@ def train_controller(config):
                        "worst": fitness.min(), "sigma": es.sigma, "steps": steps, "test_score": "", "test_std": ""}
                 last = generation + 1 == config.controller_max_generations
                 if (generation + 1) % config.controller_eval_steps == 0 or last:
-                    mean = np.asarray(es.mean, np.float32)
-                    test, test_steps = episodes.scores(mean[None], episode_seeds(
-                        config.seed, "test", 0, config.controller_num_test_episode))
+                    test, test_steps = _test_mean(episodes, es, config)
                     row.update(test_score=float(test.mean()), test_std=float(test.std()))
                     row["steps"] += test_steps
-                    if state["best"] is None or test.mean() > state["best"]["score"]:
+                    if test.mean() > state["best"]["score"]:
                         state["best"] = {"score": float(test.mean()), "score_std": float(test.std()),
-                                         "generation": generation + 1, "parameters": mean}
+                                         "generation": generation + 1, "parameters": np.asarray(es.mean, np.float32)}
                 row["seconds"] = time.monotonic() - started
                 log.append(row)
                 state["numpy_random"] = np.random.get_state()
                 write_bytes_atomic(folder / "checkpoint.pkl", pickle.dumps(state))
                 _write_outputs(folder, config, state)
                 progress.set_postfix(best=f"{row['best']:.1f}", mean=f"{row['mean']:.1f}",
-                                     test=f"{state['best']['score']:.1f}" if state["best"] else "-")
-            if config.dream_env and state["best"] is not None and "real_score" not in state["best"]:
+                                     test=f"{state['best']['score']:.1f}")
+            if config.dream_env and "real_score" not in state["best"]:
                 real = RealEpisodes(config)
                 try:
                     test, _ = real.scores(state["best"]["parameters"][None], episode_seeds(
@@ -169,13 +194,23 @@ def train_controller(config):
                 _write_outputs(folder, config, state)
         finally:
             episodes.close()
-    best = state["best"]
+    return _summarize(folder, config, state["best"])
+
+
+def _summarize(folder, config, best):
+    """Print where the outputs are; return best.json's details (no parameters)."""
     summary = (f"best controller {folder / 'best.json'}: held-out score {best['score']:.1f} ± {best['score_std']:.1f} "
                f"({'dream' if config.dream_env else 'real'}; generation {best['generation']})")
     if "real_score" in best:
         summary += f"; in the real environment {best['real_score']:.1f} ± {best['real_score_std']:.1f}"
     print(f"{summary}\nlog {folder / 'log.csv'}; figure {folder / 'training_curve.png'}")
     return {key: value for key, value in best.items() if key != "parameters"}
+
+
+def _test_mean(episodes, es, config):
+    """(scores (1, controller_num_test_episode), steps) of the distribution's mean on the held-out seeds."""
+    mean = np.asarray(es.mean, np.float32)
+    return episodes.scores(mean[None], episode_seeds(config.seed, "test", 0, config.controller_num_test_episode))
 
 
 def _restore(path, fingerprint):
@@ -194,36 +229,39 @@ def _restore(path, fingerprint):
 def _write_outputs(folder, config, state):
     """best.json, log.csv, log.json and training_curve.png from the training state."""
     best, log = state["best"], state["log"]
-    if best is not None:
-        save_controller(folder / "best.json", best["parameters"], config, dream=bool(config.dream_env),
-                        **{key: value for key, value in best.items() if key != "parameters"})
+    save_controller(folder / "best.json", best["parameters"], config, dream=bool(config.dream_env),
+                    initial_score=state["initial"]["score"], initial_score_std=state["initial"]["score_std"],
+                    **{key: value for key, value in best.items() if key != "parameters"})
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=LOG_FIELDS)
     writer.writeheader()
     writer.writerows(log)
     write_text_atomic(folder / "log.csv", text.getvalue())
     write_json_atomic(folder / "log.json", [{key: row[key] for key in LOG_FIELDS} for row in log])
-    save_figure(training_curve([(("dream" if config.dream_env else "real") + f" ({config.vision})", log)]),
+    initial = (state["initial"]["score"], state["initial"]["score_std"])
+    save_figure(training_curve([(("dream" if config.dream_env else "real") + f" ({config.vision})", log, initial)]),
                 folder / "training_curve.png")
 
 
 def training_curve(runs):
-    """A figure of CMA-ES runs [(label, log rows)]: best, mean and worst fitness per generation, and the
-    held-out score of the mean where it was evaluated."""
+    """A figure of CMA-ES runs [(label, log rows, (score, std) of the initial mean)]: best, mean and worst
+    fitness per generation, and the held-out score of the mean from generation 0 to where it was evaluated."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=(7, 4), layout="constrained")
     axis = figure.subplots()
-    for index, (label, log) in enumerate(runs):
+    for index, (label, log, initial) in enumerate(runs):
         color = f"C{index}"
         generations = [row["generation"] for row in log]
-        axis.plot(generations, [row["mean"] for row in log], color=color, label=f"{label}: mean")
+        axis.plot(generations, [row["mean"] for row in log], color=color, label=f"{label}: mean fitness")
         axis.fill_between(generations, [row["worst"] for row in log], [row["best"] for row in log], color=color,
                           alpha=0.2, label=f"{label}: worst to best")
         tested = [row for row in log if row["test_score"] != ""]
-        axis.errorbar([row["generation"] for row in tested], [row["test_score"] for row in tested],
-                      yerr=[row["test_std"] for row in tested], fmt="o", color=color, capsize=3,
-                      label=f"{label}: held-out score of the mean")
+        axis.errorbar([0] + [row["generation"] for row in tested], [initial[0]] + [row["test_score"] for row in tested],
+                      yerr=[initial[1]] + [row["test_std"] for row in tested], fmt="o--", color=color, capsize=3,
+                      label=f"{label}: held-out score of the mean (0: the initial mean)")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_xlabel("generation")
     axis.set_ylabel("score (fitness)")
     axis.legend(fontsize=8)

@@ -15,7 +15,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from config import config_values, parse_config, read_config_text, record_dir, stage_folder
+from config import config_values, parse_config, read_config_text, record_dir, settings_match, stage_folder
 from env import make_env, tiles_visited, track_tiles
 from episodes import EpisodeFileError, check_episode, episode_bytes, load_episode
 from errors import UserFacingError, exit_on_user_error
@@ -93,6 +93,13 @@ def regenerate_episode(path):
     settings = read_config_text(str(stored["settings"]), source=f"{path} (settings)")
     config = parse_config([argument for key, value in settings.items() for argument in (f"--{key}", str(value))])
     return run_episode(config, int(stored["seed"]))
+
+
+def extracted(config):
+    """True if record/ holds episodes 0..num_episodes-1 (each written atomically, so complete)."""
+    folder = record_dir(config)
+    return (settings_match(folder, "extract.py", config, DATA_KEYS)
+            and all(episode_path(folder, index).exists() for index in range(config.num_episodes)))
 
 
 def find_missing(folder, num_episodes, report=print):

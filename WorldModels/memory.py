@@ -12,6 +12,7 @@ Outputs, under <results_dir>/<exp_name>/<env_name>/<vision>/ (one set per vision
 """
 
 import io
+import json
 import math
 
 import keras
@@ -20,7 +21,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from checkpoints import TrainingCheckpoint, truncate_log
-from config import record_dir, save_config, stage_folder, vision_dir
+from config import record_dir, save_config, settings_match, stage_folder, vision_dir
 from data import episode_dataset, sequence_dataset, split_episodes, to_unit_float, validation_windows
 from episodes import list_episodes, load_episode
 from errors import UserFacingError
@@ -54,6 +55,15 @@ def series_path(config, vision=None):
     return vision_dir(config, vision) / "series.npz"
 
 
+def series_up_to_date(config):
+    """True if series.npz holds every episode of record/, encoded by the current vision model file."""
+    target, model = series_path(config), model_path(config, config.vision)
+    if not (target.exists() and model.exists()):
+        return False
+    names = [info.path.name for info in list_episodes(record_dir(config))]
+    return _series_matches(target, names, file_sha256(model))
+
+
 def encode_series(config):
     """Encode every episode of record/ with the config's vision model into series.npz; returns its path.
 
@@ -64,15 +74,15 @@ def encode_series(config):
     folder = vision_dir(config, vision)
     with folder_lock(folder, "series.py"):
         remove_stale_temporaries(folder)
+        target = series_path(config, vision)
+        if series_up_to_date(config):
+            print(f"{target} is up to date (every episode, this {vision} model)")
+            return target
         vision_model = load_vision_model(model_path(config, vision), config.z_size)
         encode = frame_encoder(vision_model)
         fingerprint = file_sha256(model_path(config, vision))
         episodes = list_episodes(record_dir(config))
         names = [info.path.name for info in episodes]
-        target = series_path(config, vision)
-        if target.exists() and _series_matches(target, names, fingerprint):
-            print(f"{target} is up to date ({len(names)} episodes, this {vision} model)")
-            return target
         save_config(config, folder / "series.config")
         parts = []
         with tqdm(total=len(episodes), desc=f"series ({vision})", unit="episode", dynamic_ncols=True) as progress:
@@ -260,10 +270,40 @@ def _prediction_figures(config, series, held_out, folder):
                              config.vision)
 
 
+def rnn_epochs(config):
+    """The MDN-RNN trains in epochs of rnn_validation_every steps, rnn_num_steps steps in all."""
+    return math.ceil(config.rnn_num_steps / config.rnn_validation_every)
+
+
+def rnn_checkpoint(config, series_fingerprint):
+    """The MDN-RNN's TrainingCheckpoint; its input is the series, known by the vision model that encoded it."""
+    return TrainingCheckpoint(vision_dir(config) / "rnn_checkpoint", config.checkpoint_seconds,
+                              inputs={"series_vision_model": series_fingerprint})
+
+
+def memory_trained(config):
+    """True if the MDN-RNN has been trained for rnn_num_steps on the current series and saved, with its metrics."""
+    folder, path = vision_dir(config), series_path(config)
+    if not (rnn_path(config).exists() and (folder / "memory_metrics.json").exists() and path.exists()
+            and settings_match(folder, "rnn_train.py", config, RNN_SETTINGS)):
+        return False
+    try:
+        with np.load(path, allow_pickle=False) as series:
+            fingerprint = str(series["vision_model"])
+    except (OSError, ValueError, KeyError):
+        return False  # train_memory says what is wrong with it
+    return rnn_checkpoint(config, fingerprint).epochs_done() >= rnn_epochs(config)
+
+
 def train_memory(config):
-    """Train the MDN-RNN on the config's vision model's series (resuming a killed run); returns its metrics."""
+    """Train the MDN-RNN on the config's vision model's series (resuming a killed run); returns its metrics.
+    An MDN-RNN already trained on this series is left as it is; one trained on another series is refused."""
     folder = vision_dir(config, config.vision)
     with stage_folder(folder, config, "rnn_train.py", RNN_SETTINGS):
+        if memory_trained(config):
+            print(f"MDN-RNN on the {config.vision} series: already trained for {config.rnn_num_steps} steps; nothing "
+                  f"to do (model {rnn_path(config)})")
+            return json.loads((folder / "memory_metrics.json").read_text())
         series = load_series(config)
         training, held_out = ~series["held_out"], series["held_out"]
         write_json_atomic(folder / "initial_z.json", {"mu": series["mu"][training, 0].astype(float).tolist(),
@@ -274,10 +314,10 @@ def train_memory(config):
         baseline = baseline_nll(validation["z"], validation["mu"], validation["mask"], variance)
         keras.utils.set_random_seed(config.seed)
         model = build_rnn(config)
-        checkpoint = TrainingCheckpoint(folder / "rnn_checkpoint", config.checkpoint_seconds)
+        checkpoint = rnn_checkpoint(config, str(series["vision_model"]))
         initial_epoch = checkpoint.restore(model)
         truncate_log(folder / "rnn_training_log.csv", initial_epoch)
-        epochs = math.ceil(config.rnn_num_steps / config.rnn_validation_every)
+        epochs = rnn_epochs(config)
         print(f"MDN-RNN on {config.vision} series: {int(training.sum())} training episodes, {int(held_out.sum())} "
               f"held out ({len(validation['mu'])} windows); {epochs} epochs of {config.rnn_validation_every} steps; "
               f"baseline z_(t+1) = mu_t: held-out NLL {baseline:.4f}; "

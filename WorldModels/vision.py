@@ -8,11 +8,13 @@ Outputs, under <results_dir>/<exp_name>/<env_name>/<vision>/:
     <vision>_train.config    the resolved config;  checkpoint/  the state a killed run resumes from
 """
 
+import json
+
 import keras
 import numpy as np
 
 from checkpoints import TrainingCheckpoint, truncate_log
-from config import record_dir, stage_folder, vision_dir
+from config import record_dir, settings_match, stage_folder, vision_dir
 from data import array_dataset, frame_dataset, load_frames, split_episodes
 from episodes import list_episodes
 from errors import UserFacingError
@@ -98,10 +100,23 @@ def reconstruct(model, frames):
     return as_uint8(model(frames.astype("float32") / 255.0, training=False))
 
 
+def vision_trained(config, vision):
+    """True if `vision` has been trained for vae_num_epoch epochs and saved, with its metrics."""
+    folder = vision_dir(config, vision)
+    return (model_path(config, vision).exists() and (folder / "vision_metrics.json").exists()
+            and settings_match(folder, f"{vision}_train.py", config, SETTINGS[vision])
+            and TrainingCheckpoint(folder / "checkpoint", 0).epochs_done() >= config.vae_num_epoch)
+
+
 def train_vision(config, vision):
-    """Train the vision model `vision` on record/ (resuming a killed run); returns its metrics dict."""
+    """Train the vision model `vision` on record/ (resuming a killed run); returns its metrics dict.
+    A model already trained for vae_num_epoch epochs is left as it is (downstream stages know its file)."""
     folder = vision_dir(config, vision)
     with stage_folder(folder, config, f"{vision}_train.py", SETTINGS[vision]):
+        if vision_trained(config, vision):
+            print(f"{vision}: already trained for {config.vae_num_epoch} epochs; nothing to do "
+                  f"(model {model_path(config, vision)})")
+            return json.loads((folder / "vision_metrics.json").read_text())
         training, held_out, validation_frames = held_out_frames(config)
         keras.utils.set_random_seed(config.seed)
         model = build_vision_model(config, vision)

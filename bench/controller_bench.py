@@ -27,6 +27,7 @@ import numpy as np
 
 from config import parse_config, vision_dir
 from controller import num_parameters
+from timing import publish
 
 PAPER_CONFIG = Path(__file__).resolve().parents[1] / "WorldModels" / "configs" / "carracing.config"
 
@@ -129,6 +130,8 @@ def main():
           f"{dream / raw:>7.0f}x {'>= 50x':>8}")
     print(f"(segments: raw {', '.join(f'{rate:.0f}' for rate in rates['raw'])}; "
           f"agent {', '.join(f'{rate:.0f}' for rate in rates['agent'])})")
+    publish("controller_bench", [(f"full agent / raw env steps/s ({args.workers} processes)", agent / raw, ">= 0.85"),
+                                 ("dream / raw real env steps/s", dream / raw, ">= 50")])
 
 
 if __name__ == "__main__":

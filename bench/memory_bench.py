@@ -27,7 +27,7 @@ from data import sequence_dataset
 from episodes import check_episode
 from memory import encode_episodes, frame_encoder
 from rnn.rnn import MDNRNN
-from timing import alternate, per_unit
+from timing import alternate, per_unit, publish
 from vae.vae import ConvVAE
 from vision_bench import bare_steps, fit_measure, synthetic_episode, write_episodes
 
@@ -124,6 +124,8 @@ def main():
         (bare, bare_cores), (seconds, cores) = results[bare_name], results[name]
         print(f"{label:<62} {units / seconds:>9.0f} {units / bare:>9.0f} {bare / seconds:>11.2f} "
               f"{cores:>5.1f} /{bare_cores:>4.1f} {target:>7}")
+    publish("memory_bench", [(f"{label.split(',')[0]}: pipeline / bare", results[bare_name][0] / results[name][0],
+                              target) for label, _, bare_name, name, target in rows if target])
 
 
 if __name__ == "__main__":

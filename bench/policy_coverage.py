@@ -21,6 +21,7 @@ import numpy as np
 from config import parse_config
 from extract import episode_seed, run_episode
 from parallel import run_tasks
+from timing import publish
 
 POLICIES = ("brownian", "white", "linear")
 PAPER_CONFIG = Path(__file__).resolve().parents[1] / "WorldModels" / "configs" / "carracing.config"
@@ -51,10 +52,17 @@ def main():
         results[policy].append(result)
     print(f"{config.episodes} episodes per policy, max_frames={config.max_frames}, full_episode={config.full_episode}")
     print(f"{'policy':<10} {'tiles visited':>15} {'coverage':>10} {'length':>8} {'reward':>8} {'motion':>8}")
+    coverage = {}
     for policy, rows in results.items():
         visited, tiles, length, reward, motion = (np.array(column, dtype=float) for column in zip(*rows, strict=True))
+        coverage[policy] = visited.mean()
         print(f"{policy:<10} {visited.mean():8.1f} ± {visited.std():4.1f} {100 * np.mean(visited / tiles):9.1f}% "
               f"{length.mean():8.0f} {reward.mean():8.1f} {motion.mean():8.2f}")
+
+    default = config.extract_policy
+    others = [value for policy, value in coverage.items() if policy != default]
+    publish("policy_coverage", [(f"tiles visited: the default policy ({default}) / the best other",
+                                 coverage[default] / max(others), ">= 1")])
 
 
 if __name__ == "__main__":

@@ -4,8 +4,10 @@ On a shared machine the CPU a process gets varies from minute to minute (on the 
 here, a process sometimes gets one core for a while). Running each measurement in short
 segments, alternated, and taking medians keeps a ratio fair; the cores a segment actually got
 (process CPU time / wall time) are reported so a reader can see how noisy a run was.
+publish() hands a benchmark's ratios and targets to run_all.py, which prints them all in one table.
 """
 
+import json
 import os
 import time
 
@@ -41,3 +43,21 @@ def alternate(measurements, repeats):
             samples[name].append(measure())
     return {name: (float(np.median([s for s, _ in values])), float(np.median([c for _, c in values])))
             for name, values in samples.items()}
+
+
+def check(value, target):
+    """True if value meets a target written as '>= 0.85', '<= 3' or '< 3'."""
+    operator, threshold = target.split()
+    return {">=": value >= float(threshold), "<=": value <= float(threshold), "<": value < float(threshold),
+            ">": value > float(threshold)}[operator]
+
+
+def publish(bench, rows):
+    """Hand a benchmark's results [(measure, value, target)] to run_all.py, which names a JSON file in
+    the BENCH_RESULTS environment variable; a benchmark run on its own only prints its table."""
+    path = os.environ.get("BENCH_RESULTS")
+    if path:
+        with open(path, "a") as file:
+            for measure, value, target in rows:
+                file.write(json.dumps({"bench": bench, "measure": measure, "value": float(value), "target": target,
+                                       "met": bool(check(value, target))}) + "\n")

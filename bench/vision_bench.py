@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from data import frame_dataset
 from episodes import save_episode
-from timing import alternate, per_unit
+from timing import alternate, per_unit, publish
 from vae.vae import ConvVAE
 from vaegan.vaegan import VAEGAN
 
@@ -186,6 +186,8 @@ def main():
     print(f"\n{'measure':<52} {'value':>9} {'reference':>10}   {'figure':<26} {'result':>7} {'target':>7}")
     for name, value, reference, figure, target, result in rows:
         print(f"{name:<52} {value:>9.3f} {reference:>10.3f}   {figure:<26} {result:>7.2f} {target:>7}")
+    publish("vision_bench", [(f"{name.split(',')[0]}: {figure}", result, target)
+                             for name, _, _, figure, target, result in rows if target])
 
 
 if __name__ == "__main__":

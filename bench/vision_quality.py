@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "WorldModels"))
 from config import parse_config
 from evaluate_vision import format_table
 from extract import extract
+from timing import publish
 from vision import evaluate_vision, train_vision
 
 SMOKE_CONFIG = Path(__file__).resolve().parents[1] / "WorldModels" / "configs" / "smoke.config"
@@ -37,6 +38,8 @@ def main():
     print(format_table(results))
     print(f"\nsharpness VAE/GAN / VAE: {vaegan['sharpness'] / vae['sharpness']:.2f}  (target >= 1.5)")
     print(f"MSE       VAE/GAN / VAE: {vaegan['mse'] / vae['mse']:.2f}  (target <= 1.5)")
+    publish("vision_quality", [("sharpness VAE/GAN / VAE", vaegan["sharpness"] / vae["sharpness"], ">= 1.5"),
+                               ("held-out MSE VAE/GAN / VAE", vaegan["mse"] / vae["mse"], "<= 1.5")])
 
 
 if __name__ == "__main__":

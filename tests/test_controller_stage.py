@@ -2,6 +2,11 @@
 
 import csv
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -56,6 +61,9 @@ def test_training_writes_its_outputs_and_a_rerun_resumes(tiny, dream):
     parameters, document = load_controller(folder / "best.json", config)
     assert parameters.shape == (num_parameters(config),) and document["score"] == pytest.approx(best["score"])
     assert ("real_score" in document) == bool(dream)  # a dream-trained controller is scored for real too
+    assert document["score"] >= document["initial_score"]  # the initial mean (generation 0) is a candidate
+    if document["generation"] == 0:
+        assert not parameters.any()  # CMA-ES starts from zeros, as the original does
     first_row = log_rows(config)[0]
     train_controller(tiny("--dream_env", dream, "--controller_max_generations", 3))
     rows = log_rows(config)
@@ -112,3 +120,22 @@ def test_training_runs_on_the_ray_backend(tiny, local_ray):
     config = tiny("--backend", "ray")
     best = train_controller(config)
     assert [row["generation"] for row in log_rows(config)] == ["1"] and np.isfinite(best["score"])
+
+
+def test_a_killed_run_resumes_from_its_last_generation(tiny):
+    config = tiny("--controller_max_generations", 30)
+    command = [sys.executable, str(SMOKE_CONFIG.parents[1] / "train.py"), "-c", str(SMOKE_CONFIG),
+               "--results_dir", config.results_dir, *map(str, TINY), "--controller_max_generations", "30"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    log = controller_dir(config) / "log.csv"
+    deadline = time.monotonic() + 240
+    while (not log.exists() or len(log_rows(config)) < 2) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)  # kill -9 the driver and its workers
+    process.wait()
+    done = log_rows(config)
+    assert 2 <= len(done) < 30, "the kill should land mid-run"
+    train_controller(tiny("--controller_max_generations", len(done) + 2))
+    rows = log_rows(config)
+    assert [int(row["generation"]) for row in rows] == list(range(1, len(done) + 3))
+    assert rows[:len(done)] == done  # generations before the kill are kept, not re-run

@@ -17,6 +17,7 @@ import pytest
 from checkpoints import TrainingCheckpoint, truncate_log
 from config import ConfigError, parse_config, vision_dir
 from conftest import SMOKE_CONFIG
+from errors import UserFacingError
 from extract import extract
 from vision import _other_vision_rows, build_vision_model, evaluate_vision, load_vision_model, model_path, train_vision
 
@@ -68,7 +69,8 @@ def test_a_larger_epoch_count_trains_on_from_the_last_run(tiny):
     first = load_vision_model(model_path(tiny(), "vae")).get_weights()
     train_vision(tiny("--vae_num_epoch", 2), "vae")
     assert [row["epoch"] for row in log_rows(tiny(), "vae")] == ["0", "1"]
-    assert json.loads((vision_dir(tiny(), "vae") / "checkpoint" / "checkpoint.json").read_text()) == {"epochs_done": 2}
+    state = json.loads((vision_dir(tiny(), "vae") / "checkpoint" / "checkpoint.json").read_text())
+    assert state == {"epochs_done": 2, "inputs": {}}
     assert not np.allclose(first[0], load_vision_model(model_path(tiny(), "vae")).get_weights()[0])
 
 
@@ -158,3 +160,15 @@ def test_truncate_log_keeps_the_header_and_the_first_epochs(tmp_path):
     truncate_log(log, 2)
     assert log.read_text() == "epoch,loss\n0,3.0\n1,2.0\n"
     truncate_log(tmp_path / "missing.csv", 1)  # nothing to do
+
+
+def test_a_checkpoint_is_not_resumed_on_other_inputs(tmp_path):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    checkpoint = TrainingCheckpoint(tmp_path, every_seconds=0.0, inputs={"series": "abc"})
+    checkpoint.set_model(model)
+    checkpoint.on_epoch_end(2, logs={"loss": 1.5})
+    assert checkpoint.epochs_done() == 3 and checkpoint.restore(model) == 3
+    other = TrainingCheckpoint(tmp_path, every_seconds=0.0, inputs={"series": "def"})
+    assert other.epochs_done() == 0
+    with pytest.raises(UserFacingError, match="trained from other inputs.*remove that folder"):
+        other.restore(model)

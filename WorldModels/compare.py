@@ -1,0 +1,21 @@
+"""Compare the VAE and VAE/GAN world models of one experiment: report.md with one table and the figures.
+
+    python WorldModels/compare.py -c WorldModels/configs/smoke.config
+
+Reads what the stages wrote (both vision models, MDN-RNNs, controllers and their evaluations;
+pipeline.py --vision both runs them all and then this) and writes report.md and report/ under
+<results_dir>/<exp_name>/<env_name>/ (see report.py). Stages that have not run show "-".
+"""
+
+from config import parse_config
+from errors import exit_on_user_error
+from report import write_report
+
+
+def main(argv=None):
+    return write_report(parse_config(argv, description=__doc__.split("\n\n")[0]))
+
+
+if __name__ == "__main__":
+    with exit_on_user_error():
+        main()

@@ -1,0 +1,94 @@
+"""Run the whole pipeline for a config: extract -> vision -> series -> MDN-RNN -> controller -> evaluation.
+
+    python WorldModels/pipeline.py -c WorldModels/configs/smoke.config [--vision vae|vaegan|both]
+
+Every stage is the function its own script calls (extract.py, vae_train.py / vaegan_train.py,
+series.py, rnn_train.py, train.py, evaluate.py), in that order, for one vision model or both on
+the same rollouts. A stage whose outputs are complete for this config is skipped, so a rerun
+after a kill continues where it stopped; a stage whose folder was made with other settings is
+refused, as its script refuses it. After each stage one status line says what happened and
+where the outputs are. With --vision both, compare.py's report.md ends the run.
+
+Each stage's wall time (summed over the runs that worked on it) is kept in stage_times.json in
+its folder (record/, <vision>/), for the report.
+"""
+
+import sys
+import time
+
+from config import experiment_dir, for_vision, parse_config, record_dir, vision_dir
+from errors import exit_on_user_error
+from evaluation import best_evaluated, evaluate_best
+from evolution import controller_dir, controller_trained, train_controller
+from extract import extract, extracted
+from memory import encode_series, memory_trained, rnn_path, series_path, series_up_to_date, train_memory
+from report import add_stage_time, write_report
+from vision import VISIONS, model_path, train_vision, vision_trained
+
+
+def plan(config, visions):
+    """The stages for `visions`, in order: (name, its folder, time key, complete(), run(), outputs)."""
+    stages = [("extract", record_dir(config), "extract", lambda: extracted(config), lambda: extract(config),
+               record_dir(config))]
+    settings = [for_vision(config, vision) for vision in visions]
+    for s in settings:  # every vision model first: the VAE/GAN's figures show the VAE's reconstructions too
+        stages.append((f"{s.vision} vision", vision_dir(s), "vision", lambda s=s: vision_trained(s, s.vision),
+                       lambda s=s: train_vision(s, s.vision), model_path(s, s.vision)))
+    for s in settings:
+        best = controller_dir(s) / "best.json"
+        stages += [
+            (f"{s.vision} series", vision_dir(s), "series", lambda s=s: series_up_to_date(s),
+             lambda s=s: encode_series(s), series_path(s)),
+            (f"{s.vision} MDN-RNN", vision_dir(s), "rnn", lambda s=s: memory_trained(s),
+             lambda s=s: train_memory(s), rnn_path(s)),
+            (f"{s.vision} controller", vision_dir(s), "controller", lambda s=s: controller_trained(s),
+             lambda s=s: train_controller(s), best),
+            (f"{s.vision} evaluation", vision_dir(s), "evaluation", lambda s=s: best_evaluated(s) is not None,
+             lambda s=s: evaluate_best(s), best.with_name("best_evaluation.json")),
+        ]
+    return stages
+
+
+def run_pipeline(config, visions):
+    """Run (or skip, if complete) every stage for `visions`; returns [(stage, status, outputs)]."""
+    stages, statuses, started = plan(config, visions), [], time.monotonic()
+    for number, (name, folder, time_key, complete, run, outputs) in enumerate(stages, start=1):
+        if complete():
+            status = "complete, skipped"
+        else:
+            print(f"\n== [{number}/{len(stages)}] {name} ==", flush=True)
+            begun = time.monotonic()
+            try:
+                run()
+            finally:  # a failed or interrupted run's time counts too: the stage's total is what it cost
+                if folder.exists():
+                    add_stage_time(folder, time_key, time.monotonic() - begun)
+            status = f"done in {time.monotonic() - begun:.0f} s"
+        statuses.append((name, status, outputs))
+        print(f"[{number}/{len(stages)}] {name:<20} {status:<18} {outputs}", flush=True)
+    if set(visions) == set(VISIONS):
+        report = write_report(config)
+        statuses.append(("report", "written", report))
+        print(f"[report] VAE vs VAE/GAN: {report}")
+    print(f"pipeline finished in {time.monotonic() - started:.0f} s; outputs under {experiment_dir(config)}")
+    return statuses
+
+
+def take_vision_both(argv):
+    """pipeline.py's --vision also takes `both`, which no single stage does: (argv without it, visions or None)."""
+    for index, argument in enumerate(argv):
+        if argument == "--vision=both" or (argument == "--vision" and argv[index + 1:index + 2] == ["both"]):
+            width = 1 if "=" in argument else 2
+            return argv[:index] + argv[index + width:], list(VISIONS)
+    return argv, None
+
+
+def main(argv=None):
+    argv, visions = take_vision_both([str(argument) for argument in (sys.argv[1:] if argv is None else argv)])
+    config = parse_config(argv, description=__doc__.split("\n\n")[0] + " --vision also takes 'both'.")
+    return run_pipeline(config, visions or [config.vision])
+
+
+if __name__ == "__main__":
+    with exit_on_user_error():
+        main()

@@ -1,0 +1,156 @@
+"""The VAE vs VAE/GAN comparison report: report.md and its figures, under the experiment folder.
+
+    <results_dir>/<exp_name>/<env_name>/report.md
+    <results_dir>/<exp_name>/<env_name>/report/reconstructions.png   held-out frames | VAE | VAE/GAN
+                                              prior_samples.png     the same prior z decoded by each
+                                              training_curves.png   CMA-ES runs of both, one plot
+
+One table compares the world models built on the same rollouts: the vision models on the same
+held-out frames (MSE, SSIM, sharpness), the MDN-RNNs (held-out NLL and its baseline), the
+controllers (score over evaluate_episodes real episodes) and every stage's wall time. A cell
+whose stage has not run shows "-", and the report lists what is missing.
+"""
+
+import json
+
+import numpy as np
+
+from config import experiment_dir, for_vision, record_dir, vision_dir
+from errors import UserFacingError
+from evaluation import best_evaluated
+from evolution import controller_dir, training_curve
+from files import write_json_atomic, write_text_atomic
+from plots import image_rows, save_figure
+from vision import VISIONS, held_out_frames, load_vision_model, model_path, reconstruct, vision_trained
+from vision_metrics import as_uint8, evaluate_reconstructions
+
+LABELS = {"vae": "VAE", "vaegan": "VAE/GAN"}
+FIGURE_FRAMES = 8
+MISSING = "-"
+TIMES_FILE = "stage_times.json"
+
+
+def stage_times(folder):
+    """{stage: seconds} of folder/stage_times.json, which pipeline.py keeps ({} if there is none)."""
+    path = folder / TIMES_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def add_stage_time(folder, stage, seconds):
+    times = stage_times(folder)
+    times[stage] = times.get(stage, 0.0) + seconds
+    write_json_atomic(folder / TIMES_FILE, times)
+
+
+def write_report(config):
+    """Write report.md and its figures for every trained vision model of the experiment; returns its path."""
+    visions = [vision for vision in VISIONS if vision_trained(for_vision(config, vision), vision)]
+    if not visions:
+        raise UserFacingError(f"no trained vision model under {experiment_dir(config)}; run pipeline.py first")
+    folder = experiment_dir(config)
+    figures = folder / "report"
+    _, _, frames = held_out_frames(config)
+    models = {vision: load_vision_model(model_path(config, vision), config.z_size) for vision in visions}
+    columns = {vision: _column(for_vision(config, vision), models[vision], frames, stage_times(vision_dir(config,
+                                                                                                         vision)))
+               for vision in visions}
+    save_figure(_reconstructions(models, frames), figures / "reconstructions.png")
+    save_figure(_prior_samples(models, config), figures / "prior_samples.png")
+    runs = [(LABELS[vision], *columns[vision]["curve"]) for vision in visions if columns[vision]["curve"]]
+    if runs:
+        save_figure(training_curve(runs), figures / "training_curves.png")
+    text = _markdown(config, visions, columns, stage_times(record_dir(config)), bool(runs), len(frames))
+    path = folder / "report.md"
+    write_text_atomic(path, text)
+    missing = [f"{LABELS[vision]}: {row}" for vision in visions for row, value in columns[vision]["cells"].items()
+               if value == MISSING]
+    print(f"wrote {path} and its figures in {figures}" + (f"; missing: {', '.join(missing)}" if missing else ""))
+    return path
+
+
+def _column(config, model, frames, times):
+    """One vision's cells {row: text}, its CMA-ES curve (log, initial score) or None, and its GIFs."""
+    vision_metrics = evaluate_reconstructions(model, frames)
+    memory = _read_json(vision_dir(config) / "memory_metrics.json")
+    evaluation = best_evaluated(config)
+    best_path = controller_dir(config) / "best.json"
+    best, log = _read_json(best_path), _read_json(best_path.with_name("log.json"))
+
+    def seconds(stage):
+        return f"{times[stage]:.0f} s" if stage in times else MISSING
+
+    cells = {
+        "reconstruction MSE (held-out frames)": f"{vision_metrics['mse']:.5f}",
+        "SSIM": f"{vision_metrics['ssim']:.3f}",
+        "sharpness (1.0 = as sharp as the frames)": f"{vision_metrics['sharpness']:.3f}",
+        "MDN-RNN held-out NLL per latent dimension": f"{memory['val_z_nll']:.4f}" if memory else MISSING,
+        "baseline z(t+1) = mu(t), same NLL": f"{memory['val_baseline_nll']:.4f}" if memory else MISSING,
+        "controller score (real episodes)": (f"{evaluation['mean']:.1f} ± {evaluation['std']:.1f} "
+                                             f"({evaluation['episodes']} episodes)" if evaluation else MISSING),
+        "best controller: from generation (0 = the initial mean)": str(best["generation"]) if best else MISSING,
+        "held-out score of the initial mean (controller_num_test_episode)": (
+            f"{best['initial_score']:.1f} ± {best['initial_score_std']:.1f}" if best else MISSING),
+        "wall time: vision training": seconds("vision"),
+        "wall time: series encoding": seconds("series"),
+        "wall time: MDN-RNN training": seconds("rnn"),
+        "wall time: controller training": seconds("controller"),
+        "wall time: evaluation and GIFs": seconds("evaluation"),
+    }
+    curve = (log, (best["initial_score"], best["initial_score_std"])) if log and best else None
+    return {"cells": cells, "curve": curve, "folder": vision_dir(config).name,
+            "gifs": evaluation is not None}
+
+
+def _read_json(path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _reconstructions(models, frames):
+    picks = frames[np.linspace(0, len(frames) - 1, FIGURE_FRAMES).astype(int)]
+    rows = [("held-out", picks)] + [(LABELS[vision], reconstruct(model, picks)) for vision, model in models.items()]
+    return image_rows(rows, title="held-out frames and their reconstructions")
+
+
+def _prior_samples(models, config):
+    """The same z ~ N(0, I) decoded by every model: what each has learned of the whole latent space."""
+    z = np.random.default_rng(config.seed).standard_normal((FIGURE_FRAMES, config.z_size)).astype("float32")
+    rows = [(LABELS[vision], as_uint8(model.decode(z))) for vision, model in models.items()]
+    return image_rows(rows, title="decoded prior samples (the same z for each model)")
+
+
+def _markdown(config, visions, columns, extract_times, curves, frame_count):
+    where = "the dream" if config.dream_env else "the real environment"
+    collected = f" (collected in {extract_times['extract']:.0f} s)" if "extract" in extract_times else ""
+    lines = [
+        f"# World models compared: {', '.join(LABELS[vision] for vision in visions)}",
+        "",
+        f"Experiment `{config.exp_name}` on {config.env_name}; each stage folder holds the config it ran with. "
+        f"Every model was built on the same {config.num_episodes} rollouts in `record/`{collected}. "
+        f"Vision metrics are on the same {frame_count} held-out frames; controllers were trained in {where} "
+        f"({config.controller_max_generations} CMA-ES generations, population "
+        f"{config.controller_num_worker * config.controller_num_worker_trial}) and scored on the same "
+        f"{config.evaluate_episodes} real episodes.",
+        "",
+        "| | " + " | ".join(LABELS[vision] for vision in visions) + " |",
+        "|---|" + "---|" * len(visions),
+    ]
+    for row in columns[visions[0]]["cells"]:
+        lines.append(f"| {row} | " + " | ".join(columns[vision]["cells"][row] for vision in visions) + " |")
+    lines += ["", "## Reconstructions", "", "![reconstructions](report/reconstructions.png)", "",
+              "## Decoded prior samples", "", "![prior samples](report/prior_samples.png)", ""]
+    if curves:
+        lines += ["## Controller training", "", "![training curves](report/training_curves.png)", ""]
+    lines += ["## The agents and their dreams", ""]
+    for vision in visions:
+        column = columns[vision]
+        if column["gifs"]:
+            base, label = f"{column['folder']}/{controller_dir(for_vision(config, vision)).name}", LABELS[vision]
+            lines += [f"{label}: a real episode (frame | reconstruction | the MDN-RNN's prediction) and a dream "
+                      "decoded by the vision model", "",
+                      f"![{label} agent]({base}/best_agent.gif) ![{label} dream]({base}/best_dream.gif)", ""]
+        else:
+            lines += [f"{LABELS[vision]}: {MISSING} (no evaluated controller yet)", ""]
+    return "\n".join(lines)

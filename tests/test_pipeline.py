@@ -1,0 +1,84 @@
+"""pipeline.py end to end on a tiny config for both vision models, and compare.py's report."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import compare
+import pipeline
+from agent import load_agent
+from config import ConfigError, experiment_dir, for_vision, record_dir
+from conftest import SMOKE_CONFIG
+from controller import load_controller
+from episodes import check_episode
+from evolution import controller_dir
+from memory import load_series
+from report import MISSING
+
+TINY = ["--num_episodes", 3, "--max_frames", 30, "--min_frames", 5, "--num_workers", 2, "--vae_num_epoch", 1,
+        "--validation_frames", 20, "--rnn_num_steps", 10, "--rnn_validation_every", 10, "--rnn_max_seq_len", 10,
+        "--controller_num_worker", 2, "--controller_num_test_episode", 1, "--controller_max_generations", 1,
+        "--evaluate_episodes", 2]
+
+
+def run(tmp_path, *overrides):
+    return pipeline.main(["-c", SMOKE_CONFIG, "--results_dir", tmp_path / "results", *TINY, *overrides])
+
+
+def table_rows(report_text):
+    return [line for line in report_text.splitlines() if line.startswith("| ") and not line.startswith("| |")]
+
+
+def test_the_pipeline_builds_both_world_models_and_the_report_then_skips_what_is_complete(make_config, tmp_path):
+    statuses = run(tmp_path, "--vision", "both")
+    config = make_config(*TINY)
+    assert [name for name, _, _ in statuses] == [
+        "extract", "vae vision", "vaegan vision", "vae series", "vae MDN-RNN", "vae controller", "vae evaluation",
+        "vaegan series", "vaegan MDN-RNN", "vaegan controller", "vaegan evaluation", "report"]
+    assert all(status.startswith("done in") for _, status, _ in statuses[:-1])
+    assert [check_episode(path, full=True).length for path in sorted(record_dir(config).glob("*.npz"))] == [30] * 3
+    for vision in ("vae", "vaegan"):
+        setting = for_vision(config, vision)
+        agent = load_agent(setting)  # the vision model and the MDN-RNN load, with the config's sizes
+        assert agent.rnn.z_size == config.z_size
+        assert load_series(setting)["mu"].shape == (3, 30, config.z_size)
+        folder = controller_dir(setting)
+        parameters, best = load_controller(folder / "best.json", setting)
+        assert np.isfinite(parameters).all() and best["vision"] == vision
+        summary = json.loads((folder / "best_evaluation.json").read_text())
+        assert summary["episodes"] == 2 and np.isfinite(summary["mean"])
+        assert Image.open(folder / "best_agent.gif").n_frames == 30
+        assert Image.open(folder / "best_dream.gif").n_frames > 1
+        times = json.loads((folder.parent / "stage_times.json").read_text())
+        assert set(times) == {"vision", "series", "rnn", "controller", "evaluation"}
+    report = experiment_dir(config) / "report.md"
+    rows = table_rows(report.read_text())
+    assert len(rows) == 13 and not any(f"| {MISSING} |" in row or row.endswith(f"{MISSING} |") for row in rows)
+    for figure in ("reconstructions", "prior_samples", "training_curves"):
+        assert (report.parent / "report" / f"{figure}.png").stat().st_size > 0
+
+    again = run(tmp_path, "--vision", "both")
+    assert all(status == "complete, skipped" for _, status, _ in again[:-1])
+    (controller_dir(for_vision(config, "vaegan")) / "best_dream.gif").unlink()
+    redone = run(tmp_path, "--vision=both")
+    assert [name for name, status, _ in redone if status.startswith("done")] == ["vaegan evaluation"]
+    with pytest.raises(ConfigError, match="controller_sigma_init=0.1 there, 0.5 now"):
+        run(tmp_path, "--vision", "vae", "--controller_sigma_init", 0.5)
+
+
+def test_one_vision_and_a_report_of_what_exists(tmp_path):
+    statuses = run(tmp_path, "--vision", "vae", "--controller_max_generations", 1)
+    assert statuses[-1][0] == "vae evaluation" and len(statuses) == 6  # no report for one vision model
+    report = compare.main(["-c", str(SMOKE_CONFIG), "--results_dir", str(tmp_path / "results"), *map(str, TINY)])
+    rows = table_rows(report.read_text())
+    assert rows[0].count("|") == 3  # one column: the VAE
+
+
+def test_the_pipeline_only_takes_both_for_vision():
+    assert pipeline.take_vision_both(["-c", "x", "--vision", "both", "--seed", "1"]) == (
+        ["-c", "x", "--seed", "1"], ["vae", "vaegan"])
+    assert pipeline.take_vision_both(["--vision", "vaegan"]) == (["--vision", "vaegan"], None)
+    with pytest.raises(SystemExit):
+        pipeline.main(["-c", str(SMOKE_CONFIG), "--vision", "all"])

@@ -39,14 +39,14 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         if not self.state_path.exists():
             return 0
         state = json.loads(self.state_path.read_text())
-        return state["epochs_done"] if state.get("inputs", {}) == self.inputs else 0
+        return state["epochs_done"] if state.get("inputs", self.inputs) == self.inputs else 0
 
     def restore(self, model):
         """Load the saved state into `model` (built and compiled); return the epochs already done.
         Raises UserFacingError if it was trained from other inputs."""
         if not self.state_path.exists():
             return 0
-        saved_inputs = json.loads(self.state_path.read_text()).get("inputs", {})
+        saved_inputs = json.loads(self.state_path.read_text()).get("inputs", self.inputs)  # older: none recorded
         if saved_inputs != self.inputs:
             raise UserFacingError(f"{self.folder}: trained from other inputs ({saved_inputs} there, {self.inputs} "
                                   "now); remove that folder to train afresh on the current ones")

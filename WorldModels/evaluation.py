@@ -90,7 +90,9 @@ def best_evaluated(config):
     from evolution import controller_dir
 
     path = controller_dir(config) / "best.json"
-    if not path.exists() or not all(path.with_name(f"best_{kind}.gif").exists() for kind in ("agent", "dream")):
+    gifs = [path.with_name(f"best_{kind}.gif") for kind in ("agent", "dream")]
+    # GIFs made before best.json last changed show another controller
+    if not path.exists() or not all(gif.exists() and gif.stat().st_mtime >= path.stat().st_mtime for gif in gifs):
         return None
     return controller_evaluated(config, path, config.evaluate_episodes)
 

@@ -116,7 +116,7 @@ def controller_trained(config):
         state = _restore(path, world_fingerprint(config))
     except UserFacingError:
         return False  # train_controller says what is wrong
-    return (state is not None and len(state["log"]) >= config.controller_max_generations
+    return (state is not None and "initial" in state and len(state["log"]) >= config.controller_max_generations
             and (not config.dream_env or "real_score" in state["best"]))
 
 
@@ -145,15 +145,17 @@ def train_controller(config):
               f"{config.controller_num_episode} episodes per candidate; "
               + (f"resuming after generation {len(log)}" if log else "starting"))
         try:
-            if "initial" not in state:  # the starting point, so every later score has a reference
-                test, test_steps = _test_mean(episodes, es, config)
+            if "initial" not in state:  # the starting point (zeros, as es started), every later score's reference
+                initial = np.zeros(num_parameters(config), np.float32)
+                test, test_steps = _test(episodes, initial, config)
                 state["initial"] = {"score": float(test.mean()), "score_std": float(test.std()), "generation": 0,
-                                    "parameters": np.asarray(es.mean, np.float32)}
+                                    "parameters": initial}
                 state["best"] = state["best"] or state["initial"]
                 print(f"the initial mean scores {test.mean():.1f} ± {test.std():.1f} on "
                       f"{config.controller_num_test_episode} held-out episodes ({test_steps} steps)")
                 state["numpy_random"] = np.random.get_state()
                 write_bytes_atomic(folder / "checkpoint.pkl", pickle.dumps(state))
+                _write_outputs(folder, config, state)
             progress = tqdm(range(len(log), config.controller_max_generations), desc=f"CMA-ES ({where})",
                             unit="generation", initial=len(log), total=config.controller_max_generations,
                             dynamic_ncols=True)
@@ -169,7 +171,7 @@ def train_controller(config):
                        "worst": fitness.min(), "sigma": es.sigma, "steps": steps, "test_score": "", "test_std": ""}
                 last = generation + 1 == config.controller_max_generations
                 if (generation + 1) % config.controller_eval_steps == 0 or last:
-                    test, test_steps = _test_mean(episodes, es, config)
+                    test, test_steps = _test(episodes, np.asarray(es.mean, np.float32), config)
                     row.update(test_score=float(test.mean()), test_std=float(test.std()))
                     row["steps"] += test_steps
                     if test.mean() > state["best"]["score"]:
@@ -185,8 +187,7 @@ def train_controller(config):
             if config.dream_env and "real_score" not in state["best"]:
                 real = RealEpisodes(config)
                 try:
-                    test, _ = real.scores(state["best"]["parameters"][None], episode_seeds(
-                        config.seed, "test", 0, config.controller_num_test_episode))
+                    test, _ = _test(real, state["best"]["parameters"], config)
                 finally:
                     real.close()
                 state["best"].update(real_score=float(test.mean()), real_score_std=float(test.std()))
@@ -207,10 +208,9 @@ def _summarize(folder, config, best):
     return {key: value for key, value in best.items() if key != "parameters"}
 
 
-def _test_mean(episodes, es, config):
-    """(scores (1, controller_num_test_episode), steps) of the distribution's mean on the held-out seeds."""
-    mean = np.asarray(es.mean, np.float32)
-    return episodes.scores(mean[None], episode_seeds(config.seed, "test", 0, config.controller_num_test_episode))
+def _test(episodes, parameters, config):
+    """(scores (1, controller_num_test_episode), steps) of one controller on the held-out seeds."""
+    return episodes.scores(parameters[None], episode_seeds(config.seed, "test", 0, config.controller_num_test_episode))
 
 
 def _restore(path, fingerprint):

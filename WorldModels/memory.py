@@ -275,10 +275,11 @@ def rnn_epochs(config):
     return math.ceil(config.rnn_num_steps / config.rnn_validation_every)
 
 
-def rnn_checkpoint(config, series_fingerprint):
-    """The MDN-RNN's TrainingCheckpoint; its input is the series, known by the vision model that encoded it."""
+def rnn_checkpoint(config):
+    """The MDN-RNN's TrainingCheckpoint; its input is series.npz (by SHA-256: a re-encoded series, of
+    another vision model or of more episodes, is not resumed on)."""
     return TrainingCheckpoint(vision_dir(config) / "rnn_checkpoint", config.checkpoint_seconds,
-                              inputs={"series_vision_model": series_fingerprint})
+                              inputs={"series": file_sha256(series_path(config))})
 
 
 def memory_trained(config):
@@ -287,12 +288,7 @@ def memory_trained(config):
     if not (rnn_path(config).exists() and (folder / "memory_metrics.json").exists() and path.exists()
             and settings_match(folder, "rnn_train.py", config, RNN_SETTINGS)):
         return False
-    try:
-        with np.load(path, allow_pickle=False) as series:
-            fingerprint = str(series["vision_model"])
-    except (OSError, ValueError, KeyError):
-        return False  # train_memory says what is wrong with it
-    return rnn_checkpoint(config, fingerprint).epochs_done() >= rnn_epochs(config)
+    return rnn_checkpoint(config).epochs_done() >= rnn_epochs(config)
 
 
 def train_memory(config):
@@ -314,7 +310,7 @@ def train_memory(config):
         baseline = baseline_nll(validation["z"], validation["mu"], validation["mask"], variance)
         keras.utils.set_random_seed(config.seed)
         model = build_rnn(config)
-        checkpoint = rnn_checkpoint(config, str(series["vision_model"]))
+        checkpoint = rnn_checkpoint(config)
         initial_epoch = checkpoint.restore(model)
         truncate_log(folder / "rnn_training_log.csv", initial_epoch)
         epochs = rnn_epochs(config)

@@ -10,7 +10,7 @@ refused, as its script refuses it. After each stage one status line says what ha
 where the outputs are. With --vision both, compare.py's report.md ends the run.
 
 Each stage's wall time (summed over the runs that worked on it) is kept in stage_times.json in
-its folder (record/, <vision>/), for the report.
+its folder (record/, <vision>/, and <vision>/controller/ or controller_dream/), for the report.
 """
 
 import sys
@@ -41,9 +41,9 @@ def plan(config, visions):
              lambda s=s: encode_series(s), series_path(s)),
             (f"{s.vision} MDN-RNN", vision_dir(s), "rnn", lambda s=s: memory_trained(s),
              lambda s=s: train_memory(s), rnn_path(s)),
-            (f"{s.vision} controller", vision_dir(s), "controller", lambda s=s: controller_trained(s),
+            (f"{s.vision} controller", best.parent, "controller", lambda s=s: controller_trained(s),
              lambda s=s: train_controller(s), best),
-            (f"{s.vision} evaluation", vision_dir(s), "evaluation", lambda s=s: best_evaluated(s) is not None,
+            (f"{s.vision} evaluation", best.parent, "evaluation", lambda s=s: best_evaluated(s) is not None,
              lambda s=s: evaluate_best(s), best.with_name("best_evaluation.json")),
         ]
     return stages

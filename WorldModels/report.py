@@ -16,10 +16,12 @@ import json
 import numpy as np
 
 from config import experiment_dir, for_vision, record_dir, vision_dir
+from episodes import list_episodes
 from errors import UserFacingError
 from evaluation import best_evaluated
-from evolution import controller_dir, training_curve
+from evolution import controller_dir, controller_trained, training_curve
 from files import write_json_atomic, write_text_atomic
+from memory import memory_trained
 from plots import image_rows, save_figure
 from vision import VISIONS, held_out_frames, load_vision_model, model_path, reconstruct, vision_trained
 from vision_metrics import as_uint8, evaluate_reconstructions
@@ -51,15 +53,14 @@ def write_report(config):
     figures = folder / "report"
     _, _, frames = held_out_frames(config)
     models = {vision: load_vision_model(model_path(config, vision), config.z_size) for vision in visions}
-    columns = {vision: _column(for_vision(config, vision), models[vision], frames, stage_times(vision_dir(config,
-                                                                                                         vision)))
-               for vision in visions}
+    columns = {vision: _column(for_vision(config, vision), models[vision], frames) for vision in visions}
     save_figure(_reconstructions(models, frames), figures / "reconstructions.png")
     save_figure(_prior_samples(models, config), figures / "prior_samples.png")
     runs = [(LABELS[vision], *columns[vision]["curve"]) for vision in visions if columns[vision]["curve"]]
     if runs:
         save_figure(training_curve(runs), figures / "training_curves.png")
-    text = _markdown(config, visions, columns, stage_times(record_dir(config)), bool(runs), len(frames))
+    text = _markdown(config, visions, columns, stage_times(record_dir(config)), bool(runs), len(frames),
+                     len(list_episodes(record_dir(config))))
     path = folder / "report.md"
     write_text_atomic(path, text)
     missing = [f"{LABELS[vision]}: {row}" for vision in visions for row, value in columns[vision]["cells"].items()
@@ -68,13 +69,16 @@ def write_report(config):
     return path
 
 
-def _column(config, model, frames, times):
-    """One vision's cells {row: text}, its CMA-ES curve (log, initial score) or None, and its GIFs."""
+def _column(config, model, frames):
+    """One vision's cells {row: text}, its CMA-ES curve (log, (initial score, std)) or None, and its GIFs.
+    Only outputs that are complete for the current config fill cells; the others show MISSING."""
     vision_metrics = evaluate_reconstructions(model, frames)
-    memory = _read_json(vision_dir(config) / "memory_metrics.json")
-    evaluation = best_evaluated(config)
-    best_path = controller_dir(config) / "best.json"
-    best, log = _read_json(best_path), _read_json(best_path.with_name("log.json"))
+    memory = _read_json(vision_dir(config) / "memory_metrics.json") if memory_trained(config) else None
+    folder = controller_dir(config)
+    trained = controller_trained(config)
+    best, log = (_read_json(folder / "best.json"), _read_json(folder / "log.json")) if trained else (None, None)
+    evaluation = best_evaluated(config) if trained else None
+    times = {**stage_times(vision_dir(config)), **stage_times(folder)}
 
     def seconds(stage):
         return f"{times[stage]:.0f} s" if stage in times else MISSING
@@ -87,8 +91,9 @@ def _column(config, model, frames, times):
         "baseline z(t+1) = mu(t), same NLL": f"{memory['val_baseline_nll']:.4f}" if memory else MISSING,
         "controller score (real episodes)": (f"{evaluation['mean']:.1f} ± {evaluation['std']:.1f} "
                                              f"({evaluation['episodes']} episodes)" if evaluation else MISSING),
-        "best controller: from generation (0 = the initial mean)": str(best["generation"]) if best else MISSING,
-        "held-out score of the initial mean (controller_num_test_episode)": (
+        "best controller: generation (0 = the initial mean) of all run": (f"{best['generation']} of {len(log)}"
+                                                                           if best else MISSING),
+        f"{'dream' if config.dream_env else 'held-out'} score of the initial mean (controller_num_test_episode)": (
             f"{best['initial_score']:.1f} ± {best['initial_score_std']:.1f}" if best else MISSING),
         "wall time: vision training": seconds("vision"),
         "wall time: series encoding": seconds("series"),
@@ -121,18 +126,17 @@ def _prior_samples(models, config):
     return image_rows(rows, title="decoded prior samples (the same z for each model)")
 
 
-def _markdown(config, visions, columns, extract_times, curves, frame_count):
+def _markdown(config, visions, columns, extract_times, curves, frame_count, episode_count):
     where = "the dream" if config.dream_env else "the real environment"
     collected = f" (collected in {extract_times['extract']:.0f} s)" if "extract" in extract_times else ""
     lines = [
         f"# World models compared: {', '.join(LABELS[vision] for vision in visions)}",
         "",
         f"Experiment `{config.exp_name}` on {config.env_name}; each stage folder holds the config it ran with. "
-        f"Every model was built on the same {config.num_episodes} rollouts in `record/`{collected}. "
+        f"Every model was built on the same {episode_count} rollouts in `record/`{collected}. "
         f"Vision metrics are on the same {frame_count} held-out frames; controllers were trained in {where} "
-        f"({config.controller_max_generations} CMA-ES generations, population "
-        f"{config.controller_num_worker * config.controller_num_worker_trial}) and scored on the same "
-        f"{config.evaluate_episodes} real episodes.",
+        f"(CMA-ES, population {config.controller_num_worker * config.controller_num_worker_trial}) and scored on "
+        f"the same {config.evaluate_episodes} real episodes.",
         "",
         "| | " + " | ".join(LABELS[vision] for vision in visions) + " |",
         "|---|" + "---|" * len(visions),

@@ -8,6 +8,7 @@ Outputs, under <results_dir>/<exp_name>/<env_name>/<vision>/:
     <vision>_train.config    the resolved config;  checkpoint/  the state a killed run resumes from
 """
 
+import hashlib
 import json
 
 import keras
@@ -100,12 +101,22 @@ def reconstruct(model, frames):
     return as_uint8(model(frames.astype("float32") / 255.0, training=False))
 
 
+def vision_checkpoint(config, vision, training):
+    """The vision model's TrainingCheckpoint; its input is the set of training episodes (more rollouts
+    make another training set, which a checkpoint is not resumed on)."""
+    names = "\n".join(info.path.name for info in training)
+    return TrainingCheckpoint(vision_dir(config, vision) / "checkpoint", config.checkpoint_seconds,
+                              inputs={"training_episodes": hashlib.sha256(names.encode()).hexdigest()})
+
+
 def vision_trained(config, vision):
-    """True if `vision` has been trained for vae_num_epoch epochs and saved, with its metrics."""
+    """True if `vision` has been trained for vae_num_epoch epochs on the current episodes and saved."""
     folder = vision_dir(config, vision)
-    return (model_path(config, vision).exists() and (folder / "vision_metrics.json").exists()
-            and settings_match(folder, f"{vision}_train.py", config, SETTINGS[vision])
-            and TrainingCheckpoint(folder / "checkpoint", 0).epochs_done() >= config.vae_num_epoch)
+    if not (model_path(config, vision).exists() and (folder / "vision_metrics.json").exists()
+            and settings_match(folder, f"{vision}_train.py", config, SETTINGS[vision])):
+        return False
+    training, _ = split_episodes(list_episodes(record_dir(config)), config.holdout_fraction, config.seed)
+    return vision_checkpoint(config, vision, training).epochs_done() >= config.vae_num_epoch
 
 
 def train_vision(config, vision):
@@ -120,7 +131,7 @@ def train_vision(config, vision):
         training, held_out, validation_frames = held_out_frames(config)
         keras.utils.set_random_seed(config.seed)
         model = build_vision_model(config, vision)
-        checkpoint = TrainingCheckpoint(folder / "checkpoint", config.checkpoint_seconds)
+        checkpoint = vision_checkpoint(config, vision, training)
         initial_epoch = checkpoint.restore(model)
         truncate_log(folder / "training_log.csv", initial_epoch)
         frames_per_epoch = sum(info.length for info in training)

@@ -186,7 +186,7 @@ def main():
     print(f"\n{'measure':<52} {'value':>9} {'reference':>10}   {'figure':<26} {'result':>7} {'target':>7}")
     for name, value, reference, figure, target, result in rows:
         print(f"{name:<52} {value:>9.3f} {reference:>10.3f}   {figure:<26} {result:>7.2f} {target:>7}")
-    publish("vision_bench", [(f"{name.split(',')[0]}: {figure}", result, target)
+    publish("vision_bench", [(figure.replace("/ bare", f"{name.split(',')[0]} / bare step"), result, target)
                              for name, _, _, figure, target, result in rows if target])
 
 

@@ -17,9 +17,16 @@ import csv
 import io
 import json
 import math
+import shutil
+import tempfile
 import time
+import zipfile
 from pathlib import Path
 
+import tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
+
+# isort: split
+import h5py
 import keras
 
 from errors import UserFacingError
@@ -27,9 +34,10 @@ from files import atomic_path, write_json_atomic, write_text_atomic
 
 
 class TrainingCheckpoint(keras.callbacks.Callback):
-    def __init__(self, folder, every_seconds, inputs=None):
+    def __init__(self, folder, every_seconds, inputs=None, weight_upgrades=()):
         super().__init__()
         self.folder, self.every_seconds, self.inputs = Path(folder), every_seconds, inputs or {}
+        self.weight_upgrades = weight_upgrades  # see load_upgraded
         self.weights_path = self.folder / "checkpoint.weights.h5"
         self.state_path = self.folder / "checkpoint.json"
         self.epoch, self.last_save = 0, time.monotonic()
@@ -54,7 +62,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         if optimizer is not None and not optimizer.built:
             # Optimizers create their state lazily; built now, it is restored rather than skipped.
             optimizer.build(model.trainable_variables)
-        model.load_weights(self.weights_path)
+        load_upgraded(model.load_weights, self.weights_path, self.weight_upgrades)
         return json.loads(self.state_path.read_text())["epochs_done"]
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -74,6 +82,43 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             self.model.save_weights(temporary)
         write_json_atomic(self.state_path, {"epochs_done": epochs_done, "inputs": self.inputs})
         self.last_save = time.monotonic()
+
+
+def load_upgraded(load, path, upgrades):
+    """load(path), or, if that fails and one of `upgrades` applies to the file's weights, load(an
+    upgraded temporary copy); the file itself is left as it is. path: a .keras file or a .weights.h5
+    file. upgrades: functions that rename groups in an h5py weights file opened for writing and
+    return True if they changed anything (a model saved by an earlier version of a network)."""
+    try:
+        return load(path)
+    except ValueError as error:
+        if not upgrades:
+            raise
+        failure = error
+    with tempfile.TemporaryDirectory() as folder:
+        copy, changed = Path(folder) / Path(path).name, False
+        if zipfile.is_zipfile(path):  # a .keras file: the weights are its model.weights.h5
+            with zipfile.ZipFile(path) as original, zipfile.ZipFile(copy, "w") as upgraded:
+                for member in original.namelist():
+                    data = original.read(member)
+                    if member == "model.weights.h5":
+                        data, changed = _upgraded_weights(io.BytesIO(data), upgrades)
+                    upgraded.writestr(member, data)
+        else:
+            shutil.copyfile(path, copy)
+            with open(copy, "r+b") as weights:
+                _, changed = _upgraded_weights(weights, upgrades)
+        if not changed:
+            raise failure
+        return load(copy)
+
+
+def _upgraded_weights(weights_file, upgrades):
+    """(the bytes of weights_file, a writable binary file, after every upgrade; whether any changed it)."""
+    with h5py.File(weights_file, "r+") as weights:
+        changed = any([upgrade(weights) for upgrade in upgrades])
+    weights_file.seek(0)
+    return weights_file.read(), changed
 
 
 def truncate_log(csv_path, epochs):

@@ -7,10 +7,10 @@ episodes in flight (read-ahead included; ~300 MB of 1000-frame episodes at the d
 """
 
 import hashlib
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's INFO lines are noise for a researcher
+import tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
 
+# isort: split
 import numpy as np
 import tensorflow as tf
 

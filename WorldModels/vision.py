@@ -11,21 +11,26 @@ Outputs, under <results_dir>/<exp_name>/<env_name>/<vision>/:
 import hashlib
 import json
 
+import tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
+
+# isort: split
 import keras
 import numpy as np
 
-from checkpoints import TrainingCheckpoint, truncate_log
+from checkpoints import TrainingCheckpoint, load_upgraded, truncate_log
 from config import record_dir, settings_match, stage_folder, vision_dir
 from data import array_dataset, frame_dataset, load_frames, split_episodes
 from episodes import list_episodes
 from errors import UserFacingError
 from files import atomic_path, write_json_atomic
 from plots import image_rows, save_figure
+from vae.layers import rename_legacy_decoder_layers
 from vae.vae import ConvVAE
 from vaegan.vaegan import VAEGAN
 from vision_metrics import as_uint8, evaluate_reconstructions
 
 VISIONS = ("vae", "vaegan")
+WEIGHT_UPGRADES = (rename_legacy_decoder_layers,)  # models and checkpoints saved by earlier versions still load
 FIGURE_FRAMES = 8
 # Settings a trained model depends on: a rerun with other values is refused rather than resumed.
 SETTINGS = {
@@ -59,7 +64,8 @@ def load_vision_model(path, z_size=None):
     if not path.exists():
         raise UserFacingError(f"{path}: no trained vision model; run {path.stem}_train.py first")
     try:
-        model = keras.models.load_model(path, safe_mode=True, compile=False)
+        model = load_upgraded(lambda file: keras.models.load_model(file, safe_mode=True, compile=False), path,
+                              WEIGHT_UPGRADES)
     except Exception as error:
         raise UserFacingError(f"{path}: not a loadable vision model ({type(error).__name__}: {error})") from None
     if not isinstance(model, ConvVAE) or tuple(model.encoder.input_shape[1:]) != (64, 64, 3):
@@ -106,7 +112,8 @@ def vision_checkpoint(config, vision, training):
     make another training set, which a checkpoint is not resumed on)."""
     names = "\n".join(info.path.name for info in training)
     return TrainingCheckpoint(vision_dir(config, vision) / "checkpoint", config.checkpoint_seconds,
-                              inputs={"training_episodes": hashlib.sha256(names.encode()).hexdigest()})
+                              inputs={"training_episodes": hashlib.sha256(names.encode()).hexdigest()},
+                              weight_upgrades=WEIGHT_UPGRADES)
 
 
 def vision_trained(config, vision):

@@ -4,6 +4,9 @@ Sharpness is the variance of the Laplacian (an edge detector) of the reconstruct
 that of the real frames: 1.0 is as sharp as the real frames, a blurry reconstruction scores below.
 """
 
+import tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
+
+# isort: split
 import keras
 import numpy as np
 import tensorflow as tf

@@ -7,7 +7,10 @@
 2. MDN-RNN training: timesteps/s of fit() on data.sequence_dataset windows against the bare compiled
    train step on one in-memory batch (target >= 0.9), with the paper's sizes (z 32, LSTM 256,
    5 mixtures); the paper's sequences of 1000 are shortened to --seq_len so a step fits a CPU.
-Also shown: a compiled loop over the same windows without fit(), the pipeline's own cost. Timings
+3. Against the peer: the same MDN-RNN training step in PyTorch (torch_peers.py; nn.LSTM), if
+   installed, in timesteps/s (target: ours >= 1.0x).
+Also shown: a compiled loop over the same windows without fit(), the pipeline's own cost. The
+first line printed names the CPU, its vector extensions and whether TensorFlow uses oneDNN. Timings
 alternate in short segments and report medians (timing.py). Episode files and series are
 synthetic (vision_bench.synthetic_episode) in temporary folders.
 """
@@ -19,15 +22,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "WorldModels"))
 
+import tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
+
+# isort: split
 import keras
 import numpy as np
 import tensorflow as tf
 
+import torch_peers
 from data import sequence_dataset
 from episodes import check_episode
 from memory import encode_episodes, frame_encoder
 from rnn.rnn import MDNRNN
-from timing import alternate, per_unit, publish
+from timing import alternate, machine_description, per_unit, publish
 from vae.vae import ConvVAE
 from vision_bench import bare_steps, fit_measure, synthetic_episode, write_episodes
 
@@ -61,7 +68,7 @@ def series_encode(encode, paths):
 
 
 def rnn_model():
-    model = MDNRNN(z_size=32, rnn_size=256, num_mixture=5, seed=0)
+    model = MDNRNN(z_size=32, rnn_size=256, num_mixture=5, predict_reward=True, predict_done=True, seed=0)
     model.build()
     model.compile(optimizer=keras.optimizers.Adam(1e-3, clipvalue=1.0))
     return model
@@ -90,6 +97,7 @@ def main():
     parser.add_argument("--steps", type=int, default=20, help="timed RNN steps per segment")
     parser.add_argument("--repeats", type=int, default=6, help="segments per measurement, alternated")
     args = parser.parse_args()
+    print(f"measured on: {machine_description()}")
     rng = np.random.default_rng(0)
     encode = encoder()
     window = args.seq_len + 1
@@ -102,6 +110,13 @@ def main():
     fit_model = rnn_model()  # separate instances, as in vision_bench.py
     fit_model.fit(windows(0), epochs=1, steps_per_epoch=3, verbose=0)
     bare_rnn, loop_rnn = bare_steps(rnn_model(), batch), loop_rnn_steps(rnn_model(), windows(2))
+    peers = {}
+    if torch_peers.available():
+        arrays = (batch[key].numpy().astype(np.float32) for key in ("mu", "action", "reward"))
+        torch_rnn = torch_peers.mdnrnn_step(*arrays)
+        peers["PyTorch RNN step"] = per_unit(lambda: torch_rnn(args.steps), args.steps)
+    else:
+        print("PyTorch is not installed: the PyTorch peer is skipped (pip install torch to measure it)")
     with tempfile.TemporaryDirectory() as folder:
         paths = write_episodes(Path(folder), args.episodes, 1000)
         frames = tf.constant(np.concatenate([synthetic_episode(rng, 1000) for _ in range(args.episodes)]))
@@ -111,6 +126,7 @@ def main():
             "bare RNN step": per_unit(lambda: bare_rnn(args.steps), args.steps),
             "RNN loop over windows": per_unit(lambda: loop_rnn(args.steps), args.steps),
             "RNN fit on windows": fit_measure(fit_model, windows, args.steps),
+            **peers,
         }, args.repeats)
 
     timesteps = args.seq_len * args.rnn_batch
@@ -119,13 +135,18 @@ def main():
              "bare RNN step", "RNN loop over windows", ""),
             (f"MDN-RNN fit(), timesteps/s (LSTM 256, seq {args.seq_len}, batch {args.rnn_batch})", timesteps,
              "bare RNN step", "RNN fit on windows", ">= 0.9")]
+    if peers:  # here the "pipeline" column is our bare step and the "bare" column PyTorch's
+        rows.append(("MDN-RNN, ours / PyTorch, timesteps/s (bare steps)", timesteps, "PyTorch RNN step",
+                     "bare RNN step", ">= 1.0"))
     print(f"\n{'measure':<62} {'pipeline':>9} {'bare':>9} {'efficiency':>11} {'cores':>11} {'target':>7}")
     for label, units, bare_name, name, target in rows:
         (bare, bare_cores), (seconds, cores) = results[bare_name], results[name]
         print(f"{label:<62} {units / seconds:>9.0f} {units / bare:>9.0f} {bare / seconds:>11.2f} "
               f"{cores:>5.1f} /{bare_cores:>4.1f} {target:>7}")
-    publish("memory_bench", [(f"{label.split(',')[0]}: pipeline / bare", results[bare_name][0] / results[name][0],
-                              target) for label, _, bare_name, name, target in rows if target])
+    publish("memory_bench", [(f"{label.split(',')[0]}: "
+                              + ("ours / PyTorch" if "PyTorch" in bare_name else "pipeline / bare"),
+                              results[bare_name][0] / results[name][0], target)
+                             for label, _, bare_name, name, target in rows if target])
 
 
 if __name__ == "__main__":

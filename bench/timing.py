@@ -9,6 +9,8 @@ publish() hands a benchmark's ratios and targets to run_all.py, which prints the
 
 import json
 import os
+import platform
+import sys
 import time
 
 import numpy as np
@@ -61,3 +63,27 @@ def publish(bench, rows):
             for measure, value, target in rows:
                 file.write(json.dumps({"bench": bench, "measure": measure, "value": float(value), "target": target,
                                        "met": bool(check(value, target))}) + "\n")
+
+
+def machine_description():
+    """One line naming what a benchmark ran on: CPU model, cores this process may use, its vector
+    extensions (AVX2, FMA, AVX-512...), and TensorFlow's version and whether it uses oneDNN, if loaded."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in open("/proc/cpuinfo"):
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:
+        pass
+    vector = sorted(flag for flag in flags if flag.startswith(("avx", "fma", "amx")))
+    description = (f"{model}, {len(os.sched_getaffinity(0))} cores, vector extensions: "
+                   + (" ".join(vector) if vector else "unknown")
+                   + ("" if any(flag.startswith("avx512") for flag in flags) else " (no AVX-512)"))
+    if "tensorflow" in sys.modules:
+        from tensorflow_settings import onednn_enabled
+        description += (f"; TensorFlow {sys.modules['tensorflow'].__version__}, oneDNN "
+                        + {True: "on", False: "off", None: "unknown"}[onednn_enabled()])
+    return description

@@ -2,6 +2,12 @@
 
     python bench/vision_bench.py [--steps 40] [--repeats 4] [--memory_episodes 340] [--skip_memory]
 
+0. Against the machine: the ConvVAE's and the VAE/GAN's training steps (batch 100) in frames/s and
+   in achieved GFLOP/s (counted from their layers; training = 3x the forward pass: the forward pass,
+   the gradient of the inputs and that of the weights), as a fraction of a float32 2048 x 2048
+   matrix product's GFLOP/s measured in the same run (target >= 0.5 for the VAE). And against the
+   peer: the same ConvVAE training step in PyTorch, if installed (torch_peers.py; target: ours >= 1.0x).
+   The first line printed names the CPU, its vector extensions and whether TensorFlow uses oneDNN.
 1. Pipeline efficiency: the ConvVAE's fit() streaming episode files through data.frame_dataset,
    against the bare compiled train step on one in-memory batch (target >= 0.9). Also shown: a
    compiled loop over the same stream without fit(), which isolates the pipeline's own cost from
@@ -27,13 +33,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "WorldModels"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
+
+# isort: split
 import keras
 import numpy as np
 import tensorflow as tf
 
+import torch_peers
 from data import frame_dataset
 from episodes import save_episode
-from timing import alternate, per_unit, publish
+from timing import alternate, machine_description, per_unit, publish
 from vae.vae import ConvVAE
 from vaegan.vaegan import VAEGAN
 
@@ -73,6 +83,39 @@ def vaegan():
     model.build()
     model.compile(*(keras.optimizers.RMSprop(3e-4) for _ in range(3)))
     return model
+
+
+def forward_flops(network):
+    """Multiply-adds x 2 of one frame's forward pass through a network's Conv2D, Conv2DTranspose
+    and Dense layers (the rest is elementwise and negligible)."""
+    flops = 0
+    for layer in network.layers:
+        if isinstance(layer, keras.layers.Conv2DTranspose):  # every input pixel meets every kernel tap
+            _, height, width, channels = layer.input.shape
+            flops += 2 * height * width * channels * np.prod(layer.kernel_size) * layer.filters
+        elif isinstance(layer, keras.layers.Conv2D):  # every output pixel meets every kernel tap
+            _, height, width, _ = layer.output.shape
+            flops += 2 * height * width * np.prod(layer.kernel.shape)
+        elif isinstance(layer, keras.layers.Dense):
+            flops += 2 * np.prod(layer.kernel.shape)
+    return int(flops)
+
+
+def training_flops(model):
+    """FLOPs of one frame's training step: 3x the forward pass of every network the step runs (the
+    VAE/GAN decodes twice, reconstructions and prior samples, and judges three batches)."""
+    forward = forward_flops(model.encoder) + forward_flops(model.decoder)
+    if isinstance(model, VAEGAN):
+        forward += forward_flops(model.decoder) + 3 * forward_flops(model.discriminator)
+    return 3 * forward
+
+
+def matmul_steps(size=2048):
+    """run(steps): a float32 size x size matrix product, `steps` times; and its FLOPs per product."""
+    a, b = tf.random.normal((size, size), seed=1), tf.random.normal((size, size), seed=2)
+    product = tf.function(lambda: tf.matmul(a, b))
+    product()
+    return (lambda steps: [float(product()[0, 0]) for _ in range(steps)]), 2 * size ** 3
 
 
 def bare_steps(model, batch):
@@ -143,9 +186,17 @@ def main():
     if args.memory_run:
         return memory_run(args.memory_run, args.memory_episodes, 1000)
 
+    print(f"measured on: {machine_description()}")
     with tempfile.TemporaryDirectory() as folder:
         batch = tf.constant(synthetic_episode(np.random.default_rng(1), BATCH), tf.float32) / 255.0
         paths = write_episodes(Path(folder), 16, 1000)
+        matmul, matmul_flops = matmul_steps()
+        peers = {}
+        if torch_peers.available():
+            torch_vae = torch_peers.vae_step(batch.numpy())
+            peers["PyTorch VAE"] = per_unit(lambda: torch_vae(args.steps), args.steps)
+        else:
+            print("PyTorch is not installed: the PyTorch peer is skipped (pip install torch to measure it)")
         # Separate instances: once a bare tf.function of train_step has run on a model, that
         # model's own fit() was seen to run slower (Keras 3.15), which would flatter the bare step.
         bare_vae, bare_vaegan = bare_steps(vae(), batch), bare_steps(vaegan(), batch)
@@ -159,9 +210,21 @@ def main():
             "fit on stream": fit_measure(fit_model, lambda seed: frame_dataset(
                 paths, BATCH, seed=seed, repeat=True, drop_remainder=True), args.steps),
             "bare VAE/GAN": per_unit(lambda: bare_vaegan(args.steps), args.steps),
+            "matmul": per_unit(lambda: matmul(4 * args.steps), 4 * args.steps),
+            **peers,
         }, args.repeats)
         bare, bare_cores = results["bare VAE"]
+        matmul_gflops = matmul_flops / results["matmul"][0] / 1e9
         rows = []
+        for name, model, target in (("VAE", vae(), ">= 0.5"), ("VAE/GAN", vaegan(), "")):
+            seconds, cores = results[f"bare {name}"]
+            gflops = training_flops(model) * BATCH / seconds / 1e9
+            rows.append((f"{name} training step, GFLOP/s ({BATCH / seconds:.0f} frames/s, {cores:.1f} cores)", gflops,
+                         matmul_gflops, "/ matmul GFLOP/s", target, gflops / matmul_gflops))
+        if peers:
+            seconds, cores = results["PyTorch VAE"]
+            rows.append((f"PyTorch VAE training step, frames/s ({cores:.1f} cores)", BATCH / seconds, BATCH / bare,
+                         "ours / PyTorch frames/s", ">= 1.0", seconds / bare))
         for name, target in (("loop over stream", ""), ("fit on stream", ">= 0.9")):
             seconds, cores = results[name]
             rows.append((f"{name}, frames/s ({cores:.1f} cores)", BATCH / seconds, BATCH / bare,
@@ -186,7 +249,10 @@ def main():
     print(f"\n{'measure':<52} {'value':>9} {'reference':>10}   {'figure':<26} {'result':>7} {'target':>7}")
     for name, value, reference, figure, target, result in rows:
         print(f"{name:<52} {value:>9.3f} {reference:>10.3f}   {figure:<26} {result:>7.2f} {target:>7}")
-    publish("vision_bench", [(figure.replace("/ bare", f"{name.split(',')[0]} / bare step"), result, target)
+    print(f"(matmul: {matmul_gflops:.0f} GFLOP/s; VAE {training_flops(vae()) / 1e6:.0f} and VAE/GAN "
+          f"{training_flops(vaegan()) / 1e6:.0f} MFLOP per training frame)")
+    publish("vision_bench", [(figure.replace("/ bare", f"{name.split(',')[0]} / bare step")
+                              .replace("/ matmul", f"{name.split(',')[0]} / matmul"), result, target)
                              for name, _, _, figure, target, result in rows if target])
 
 

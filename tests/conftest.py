@@ -3,6 +3,9 @@
 import importlib.util
 from pathlib import Path
 
+import tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
+
+# isort: split
 import pytest
 
 from config import parse_config

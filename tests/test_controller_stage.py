@@ -22,7 +22,8 @@ from files import write_json_atomic
 from rnn.rnn import MDNRNN
 from vae.vae import ConvVAE
 
-TINY = ["--z_size", 4, "--rnn_size", 8, "--max_frames", 15, "--min_frames", 5, "--num_workers", 2,
+# One worker process: each one imports TensorFlow (~5 s of CPU); parallelism is tested in test_parallel.py.
+TINY = ["--z_size", 4, "--rnn_size", 8, "--max_frames", 15, "--min_frames", 5, "--num_workers", 1,
         "--controller_num_worker", 3, "--controller_num_episode", 2, "--controller_num_test_episode", 2,
         "--controller_eval_steps", 1, "--agent_batch_size", 3, "--controller_max_generations", 1]
 

@@ -17,7 +17,8 @@ from evolution import controller_dir
 from memory import load_series
 from report import MISSING
 
-TINY = ["--num_episodes", 3, "--max_frames", 30, "--min_frames", 5, "--num_workers", 2, "--vae_num_epoch", 1,
+# One worker process: each one imports TensorFlow (~5 s of CPU); parallelism is tested in test_parallel.py.
+TINY = ["--num_episodes", 3, "--max_frames", 30, "--min_frames", 5, "--num_workers", 1, "--vae_num_epoch", 1,
         "--validation_frames", 20, "--rnn_num_steps", 10, "--rnn_validation_every", 10, "--rnn_max_seq_len", 10,
         "--controller_num_worker", 2, "--controller_num_test_episode", 1, "--controller_max_generations", 1,
         "--evaluate_episodes", 2]

@@ -14,6 +14,9 @@ receives r_t, and done_t marks the episode's last step. From [z_t, a_t] the mode
 
 import math
 
+import tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
+
+# isort: split
 import keras
 import numpy as np
 import tensorflow as tf

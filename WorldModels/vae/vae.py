@@ -8,10 +8,14 @@ floored at kl_tolerance * z_size (free bits: the encoder may spend that much inf
 cost), both averaged over the batch. Frames enter as float32 in [0, 1].
 """
 
+import tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
+
+# isort: split
 import keras
 import tensorflow as tf
 from keras import layers
 
+from vae.layers import Conv2DTransposeOf1x1
 from vision_metrics import SharpnessRatio
 
 FRAME_SHAPE = (64, 64, 3)
@@ -64,7 +68,7 @@ def build_decoder(z_size):
         keras.Input((z_size,), name="z"),
         layers.Dense(1024),
         layers.Reshape((1, 1, 1024)),
-        layers.Conv2DTranspose(128, 5, strides=2, activation="relu"),
+        Conv2DTransposeOf1x1(128, 5, strides=2, activation="relu"),  # a matrix product: see vae/layers.py
         layers.Conv2DTranspose(64, 5, strides=2, activation="relu"),
         layers.Conv2DTranspose(32, 6, strides=2, activation="relu"),
         layers.Conv2DTranspose(3, 6, strides=2, activation="sigmoid"),

@@ -32,6 +32,9 @@ costs a small multiple of a VAE step; Dis_l is the output of convolution `featur
 (before its activation, as the authors take it).
 """
 
+import tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
+
+# isort: split
 import keras
 import tensorflow as tf
 from keras import layers

@@ -102,23 +102,23 @@ def load_upgraded(load, path, upgrades):
                 for member in original.namelist():
                     data = original.read(member)
                     if member == "model.weights.h5":
-                        data, changed = _upgraded_weights(io.BytesIO(data), upgrades)
+                        weights = io.BytesIO(data)
+                        changed = _upgrade_weights(weights, upgrades)
+                        data = weights.getvalue()
                     upgraded.writestr(member, data)
         else:
             shutil.copyfile(path, copy)
             with open(copy, "r+b") as weights:
-                _, changed = _upgraded_weights(weights, upgrades)
+                changed = _upgrade_weights(weights, upgrades)
         if not changed:
             raise failure
         return load(copy)
 
 
-def _upgraded_weights(weights_file, upgrades):
-    """(the bytes of weights_file, a writable binary file, after every upgrade; whether any changed it)."""
+def _upgrade_weights(weights_file, upgrades):
+    """Apply every upgrade to weights_file (a writable binary h5 file) in place; True if any changed it."""
     with h5py.File(weights_file, "r+") as weights:
-        changed = any([upgrade(weights) for upgrade in upgrades])
-    weights_file.seek(0)
-    return weights_file.read(), changed
+        return any([upgrade(weights) for upgrade in upgrades])  # a list: every upgrade runs
 
 
 def truncate_log(csv_path, epochs):

@@ -16,11 +16,13 @@ import os
 import numpy as np
 
 from config import vision_dir
-from controller import linear_actions
-from env import make_env
+from controller import ACTION_SIZE, linear_actions
+from env import driving_state, make_env, tiles_visited, track_tiles
 from errors import UserFacingError
 
 NOISE_STREAM = 1  # the agent's z samples draw from their own stream of an episode's seed
+EXPLORATION_STREAM = 2  # and so does the exploration noise on its actions
+RECORDED = ("frames", "action", "reward", "done", "speed", "on_road")  # play_episodes(record=True), per step
 PURPOSES = {"train": 0, "test": 1, "evaluate": 2}
 
 
@@ -81,38 +83,58 @@ def load_dream(config):
     return DreamBatch(load_rnn(rnn_path(config)), initial_z, config)
 
 
-def play_episodes(agent, config, parameters, seeds, trace=False):
+def play_episodes(agent, config, parameters, seeds, trace=False, record=False, full_episode=False,
+                  action_noise=0.0):
     """Play one real episode per seed, each with its row of controller parameters (n, P), in lockstep.
 
-    Returns {"scores": (n,) summed rewards, "steps": (n,) int}; with trace, also "frames", "z" and
-    "predicted" (the RNN's expected next z after each step): one array per episode, for GIFs.
+    Returns {"scores": (n,) summed rewards, "steps": (n,) int}. With trace, also "frames", "z" and
+    "predicted" (the RNN's expected next z after each step), one array per episode, for GIFs; with
+    record, what an episode file holds: "frames", "action", "reward", "done", "speed", "on_road"
+    per episode and "track_tiles", "tiles_visited" (n,). action_noise: std of Gaussian noise added to
+    the controller's tanh outputs (exploration when collecting rollouts; drawn from each episode's
+    own stream, so an episode does not depend on the others in its batch). full_episode: as extract.
     """
     parameters = np.asarray(parameters, np.float32)
     count, size = len(seeds), agent.rnn.rnn_size
-    envs = [make_env(config, seed=seed) for seed in seeds]
+    envs = [make_env(config, seed=seed, full_episode=full_episode) for seed in seeds]
     noise = [np.random.default_rng([seed, NOISE_STREAM]) for seed in seeds]
+    exploration = [np.random.default_rng([seed, EXPLORATION_STREAM]) for seed in seeds]
     frames = np.stack([env.reset()[0] for env in envs])
     h, c = np.zeros((count, size), np.float32), np.zeros((count, size), np.float32)
     scores, steps, alive = np.zeros(count), np.zeros(count, np.int64), np.ones(count, bool)
-    traces = [{"frames": [], "z": [], "predicted": []} for _ in range(count)] if trace else None
+    keys = (("frames", "z", "predicted") if trace else ()) + (RECORDED if record else ())
+    traces = [{key: [] for key in keys} for _ in range(count)]
     while alive.any():
         active = np.flatnonzero(alive)
         z = agent.latents(frames[active], np.stack([noise[index].standard_normal(config.z_size) for index in active]))
-        actions = linear_actions(controller_features(z, h[active], c[active], config), parameters[active])
+        features = controller_features(z, h[active], c[active], config)
+        noises = (np.stack([exploration[index].standard_normal(ACTION_SIZE) for index in active]) * action_noise
+                  if action_noise else None)
+        actions = linear_actions(features, parameters[active], noises)
         outputs = agent.step(z, actions, h[active], c[active])
         h[active], c[active] = outputs["h"].numpy(), outputs["c"].numpy()
+        predicted = outputs["mean"].numpy() if trace else None
         for row, index in enumerate(active):
-            if trace:
-                for key, value in (("frames", frames[index]), ("z", z[row]), ("predicted", outputs["mean"][row])):
-                    traces[index][key].append(np.asarray(value))
+            if keys:
+                seen = {"frames": frames[index].copy(), "z": z[row], "action": actions[row]}
+                if trace:
+                    seen["predicted"] = predicted[row]
+                if record:
+                    seen["speed"], seen["on_road"] = driving_state(envs[index])
             frame, reward, terminated, truncated, _ = envs[index].step(actions[row])
-            frames[index], scores[index], steps[index] = frame, scores[index] + reward, steps[index] + 1
             alive[index] = not (terminated or truncated)
+            if keys:
+                seen["reward"], seen["done"] = reward, not alive[index]
+                for key in keys:
+                    traces[index][key].append(np.asarray(seen[key]))
+            frames[index], scores[index], steps[index] = frame, scores[index] + reward, steps[index] + 1
+    result = {"scores": scores, "steps": steps}
+    result.update({key: [np.stack(episode[key]) for episode in traces] for key in keys})
+    if record:
+        result["track_tiles"] = np.array([track_tiles(env) for env in envs])
+        result["tiles_visited"] = np.array([tiles_visited(env) for env in envs])
     for env in envs:
         env.close()
-    result = {"scores": scores, "steps": steps}
-    if trace:
-        result.update({key: [np.stack(episode[key]) for episode in traces] for key in ("frames", "z", "predicted")})
     return result
 
 
@@ -138,7 +160,7 @@ def play_dreams(dream, config, parameters, episodes, seed):
 _loaded = {}  # per worker process: the agent of each world model, loaded once
 
 
-def _limit_threads(config):
+def limit_worker_threads(config):
     """One worker per core shares the cores: give each TensorFlow its share (before TF starts)."""
     import tensorflow as tf
 
@@ -158,7 +180,7 @@ def score_episodes(config, parameters, seeds):
                 if path.exists())
     if key not in _loaded:
         if not _loaded:
-            _limit_threads(config)
+            limit_worker_threads(config)
         _loaded.clear()
         _loaded[key] = load_agent(config)
     result = play_episodes(_loaded[key], config, parameters, seeds)

@@ -34,9 +34,11 @@ from files import atomic_path, write_json_atomic, write_text_atomic
 
 
 class TrainingCheckpoint(keras.callbacks.Callback):
-    def __init__(self, folder, every_seconds, inputs=None, weight_upgrades=()):
+    def __init__(self, folder, every_seconds, inputs=None, weight_upgrades=(), retrain_hint=None):
         super().__init__()
         self.folder, self.every_seconds, self.inputs = Path(folder), every_seconds, inputs or {}
+        # what the refusal to resume on other inputs tells the user to do
+        self.retrain_hint = retrain_hint or f"remove that folder ({self.folder}) to train afresh on the current ones"
         self.weight_upgrades = weight_upgrades  # see load_upgraded
         self.weights_path = self.folder / "checkpoint.weights.h5"
         self.state_path = self.folder / "checkpoint.json"
@@ -57,7 +59,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         saved_inputs = json.loads(self.state_path.read_text()).get("inputs", self.inputs)  # older: none recorded
         if saved_inputs != self.inputs:
             raise UserFacingError(f"{self.folder}: trained from other inputs ({saved_inputs} there, {self.inputs} "
-                                  "now); remove that folder to train afresh on the current ones")
+                                  f"now); {self.retrain_hint}")
         optimizer = getattr(model, "optimizer", None)  # absent until compile()
         if optimizer is not None and not optimizer.built:
             # Optimizers create their state lazily; built now, it is restored rather than skipped.

@@ -79,6 +79,13 @@ def _folder(text):
     return text
 
 
+def _optional_file(text):
+    """A file path without #, or empty (the script's default file)."""
+    if "#" in text:
+        raise argparse.ArgumentTypeError(f"must be a file path without #, got {text!r}")
+    return text.strip()
+
+
 positive_int, non_negative_int = _integer(1), _integer(0)
 positive_float, non_negative_float = _number(0.0, low_inclusive=False), _number(0.0)
 
@@ -98,8 +105,20 @@ KEYS = {
     "max_frames": (positive_int, 1000, "maximum steps per episode"),
     "min_frames": (non_negative_int, 100, "shorter rollouts are discarded and collected again"),
     "full_episode": (boolean, True, "extract only: keep driving after a lap is finished, up to max_frames"),
-    "extract_policy": (_choice("white", "brownian", "linear"), "white",
-                       "exploration policy of extract.py; white covers the most track (bench/policy_coverage.py)"),
+    "record_name": (_name, "record", "folder of the rollouts under <results_dir>/<exp_name>/<env_name>/, which "
+                    "extract.py writes and every later stage reads"),
+    "extract_policy": (_choice("original", "controller", "brownian", "white", "linear"), "original",
+                       "exploration policy of extract.py: original (random controller through the untrained "
+                       "agent), controller (a trained one, with noise), brownian, white, linear "
+                       "(bench/exploration_quality.py)"),
+    "extract_original_scale": (positive_float, 0.01, "original policy: controller parameters ~ Cauchy * s, "
+                               "s ~ U(0, this), drawn per episode"),
+    "extract_controller": (_optional_file, "", "controller policy: its JSON file (default: "
+                           "<vision>/controller/best.json); it drives through the config's trained world model"),
+    "extract_action_noise": (non_negative_float, 0.1, "controller policy: std of Gaussian noise added to the "
+                             "controller's tanh outputs"),
+    "extract_round": (non_negative_int, 0, "round of collection: round r >= 1 adds round<rr>_episode_*.npz to the "
+                      "record folder (the paper's iterative procedure)"),
     "extract_brownian_dt": (positive_float, 0.02, "time step of the brownian policy: a += sqrt(dt) * N(0, 1)"),
     "extract_linear_stdev": (positive_float, 0.01, "linear policy: weights ~ N(0, s^2) with s ~ U(0, this)"),
     # workers (extract.py, train.py)
@@ -277,7 +296,7 @@ def experiment_dir(config):
 
 
 def record_dir(config):
-    return experiment_dir(config) / "record"
+    return experiment_dir(config) / config.record_name
 
 
 def vision_dir(config, vision=None):

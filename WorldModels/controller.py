@@ -51,11 +51,15 @@ def split_parameters(parameters, features):
     return weights, biases
 
 
-def linear_actions(features, parameters):
+def linear_actions(features, parameters, noise=None):
     """CarRacing actions (n, 3) for features (n, F), each row with its own flat parameters (n, P):
-    carracing_action(tanh(features @ W + b))."""
+    carracing_action(tanh(features @ W + b)). noise (n, 3), if given, is added to the tanh outputs,
+    which are clipped back to [-1, 1] (exploration around a trained controller)."""
     weights, biases = split_parameters(parameters, features.shape[-1])
-    return carracing_action(np.tanh(np.einsum("nf,nfa->na", features, weights) + biases))
+    outputs = np.tanh(np.einsum("nf,nfa->na", features, weights) + biases)
+    if noise is not None:
+        outputs = np.clip(outputs + noise, -1.0, 1.0)
+    return carracing_action(outputs)
 
 
 def weight_decay_penalty(parameters, weight_decay):

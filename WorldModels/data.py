@@ -78,13 +78,22 @@ def load_frames(paths, count):
     For held-out sets (validation, figures, metrics): frames from every episode and every part of
     it, not just the zoom-in at the start of the first few. Training streams with frame_dataset.
     """
+    return load_steps(paths, count)["obs"]
+
+
+def load_steps(paths, count, keys=("obs",)):
+    """load_frames for several per-step arrays of the episodes (obs, speed, on_road, ...): a dict of
+    the same `count` steps of each key."""
     per_episode = -(-count // len(paths))
-    chunks = []
+    chunks = {key: [] for key in keys}
     for path in paths:
-        obs = load_episode(path, keys=["obs"])["obs"]
-        chunks.append(obs[np.linspace(0, len(obs) - 1, min(per_episode, len(obs))).astype(int)])
-    frames = np.concatenate(chunks)
-    return frames[np.linspace(0, len(frames) - 1, min(count, len(frames))).astype(int)]
+        arrays = load_episode(path, keys=list(keys))
+        steps = np.linspace(0, len(arrays[keys[0]]) - 1, min(per_episode, len(arrays[keys[0]]))).astype(int)
+        for key in keys:
+            chunks[key].append(arrays[key][steps])
+    steps = {key: np.concatenate(values) for key, values in chunks.items()}
+    picks = np.linspace(0, len(steps[keys[0]]) - 1, min(count, len(steps[keys[0]]))).astype(int)
+    return {key: values[picks] for key, values in steps.items()}
 
 
 def split_episodes(episodes, holdout_fraction, seed):

@@ -71,6 +71,14 @@ def tiles_visited(env):
     return env.unwrapped.tile_visited_count
 
 
+def driving_state(env):
+    """(speed, on_road) of the car now: the hull's speed in Box2D units (what the dashboard's bar shows;
+    ~100 is fast) and whether any wheel touches a road tile. Recorded per step in episode files."""
+    car = env.unwrapped.car
+    velocity = car.hull.linearVelocity
+    return float(np.hypot(velocity[0], velocity[1])), any(wheel.tiles for wheel in car.wheels)
+
+
 # -- the dream: the MDN-RNN as the environment ------------------------------------------------
 
 class SharedDraws:

@@ -6,9 +6,14 @@ Keys (T = number of steps):
     reward  float16 (T,)            reward received after the action
     done    bool    (T,)            True on the episode's last step
     N       uint16  (T,)            number of tiles of the track
-Files written by extract.py also hold scalars that let an episode be regenerated: `seed` (int64),
-`policy` (str) and `tiles_visited` (int64). The original World Models' files hold only `obs` and
-`action`; readers accept them. Files are always read with allow_pickle=False.
+    speed   float16 (T,)            the car's speed when the frame was seen (env.driving_state)
+    on_road bool    (T,)            whether a wheel touched the road then
+Only obs and action are required: the original World Models' files hold only those, and other
+implementations' files (named by a random integer) hold obs, action, reward, done and maybe N;
+readers accept them. Files written by extract.py also hold what regenerates the episode: `seed`
+(uint64), `batch_seeds` (uint64, agent-driven policies: the episodes played together), `policy`
+(str), `settings` (str, the config's data keys) and `tiles_visited` (int64). Files are always read
+with allow_pickle=False.
 """
 
 import io
@@ -30,6 +35,8 @@ FORMAT = {
     "reward": ((), np.floating),
     "done": ((), np.bool_),
     "N": ((), np.integer),
+    "speed": ((), np.floating),
+    "on_road": ((), np.bool_),
 }
 REQUIRED_KEYS = ("obs", "action")
 
@@ -45,8 +52,9 @@ class EpisodeInfo:
     keys: tuple
 
 
-def episode_bytes(obs, action, reward, done, track_tiles, **metadata):
-    """Pack one episode into compressed npz bytes in the documented format (workers send these)."""
+def episode_bytes(obs, action, reward, done, track_tiles, speed=None, on_road=None, **metadata):
+    """Pack one episode into compressed npz bytes in the documented format (workers send these);
+    speed and on_road (per step) are stored when given, metadata (scalars) as they are."""
     length = len(obs)
     arrays = {
         "obs": np.asarray(obs, dtype=np.uint8),
@@ -55,15 +63,19 @@ def episode_bytes(obs, action, reward, done, track_tiles, **metadata):
         "done": np.asarray(done, dtype=bool).reshape(length),
         "N": np.full(length, track_tiles, dtype=np.uint16),
     }
+    if speed is not None:
+        arrays["speed"] = np.asarray(speed, dtype=np.float16).reshape(length)
+    if on_road is not None:
+        arrays["on_road"] = np.asarray(on_road, dtype=bool).reshape(length)
     arrays.update({key: np.asarray(value) for key, value in metadata.items()})
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     return buffer.getvalue()
 
 
-def save_episode(path, obs, action, reward, done, track_tiles, **metadata):
-    """Write one episode atomically; returns the path."""
-    return write_bytes_atomic(path, episode_bytes(obs, action, reward, done, track_tiles, **metadata))
+def save_episode(path, obs, action, reward, done, track_tiles, **extra):
+    """Write one episode atomically (extra: episode_bytes's speed, on_road and metadata); returns the path."""
+    return write_bytes_atomic(path, episode_bytes(obs, action, reward, done, track_tiles, **extra))
 
 
 def _check_arrays(path, shapes_and_dtypes, required=REQUIRED_KEYS):
@@ -154,7 +166,7 @@ def load_episode(path, keys=None):
     if keys is None or any(key in FORMAT for key in keys):  # not for metadata alone (seed, settings)
         _check_arrays(path, {key: (value.shape, value.dtype) for key, value in arrays.items()},
                       required=REQUIRED_KEYS if keys is None else keys)
-    for key in ("action", "reward"):
+    for key in ("action", "reward", "speed"):
         if key in arrays and not np.all(np.isfinite(arrays[key])):
             raise EpisodeFileError(f"{path}: {key} holds NaN or infinite values")
     return arrays

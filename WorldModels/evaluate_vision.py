@@ -1,10 +1,13 @@
-"""Judge the trained vision models on the same held-out frames: reconstruction MSE, SSIM, sharpness.
+"""Judge the trained vision models on the same held-out frames: reconstruction MSE, SSIM, sharpness,
+and a linear probe of what z knows about driving (speed R^2, on-road accuracy).
 
     python WorldModels/evaluate_vision.py -c WorldModels/configs/smoke.config
 
 Evaluates every trained model (vae, vaegan) on validation_frames frames spread over the held-out
 episodes, prints one table and writes <vision>/vision_metrics.json. Sharpness is the variance of
 the Laplacian of the reconstructions over that of the real frames (1.0: as sharp as the frames).
+The probe (vision_metrics.driving_probe) is fitted on training frames and scored on the held-out
+ones; it needs episodes that record speed and on_road (extract.py writes them).
 """
 
 from config import parse_config
@@ -13,10 +16,13 @@ from vision import evaluate_vision
 
 
 def format_table(results):
-    lines = [f"{'vision':<8} {'MSE':>9} {'SSIM':>7} {'sharpness':>10} {'frames':>7}"]
+    lines = [f"{'vision':<8} {'MSE':>9} {'SSIM':>7} {'sharpness':>10} {'frames':>7} {'speed R2':>9} "
+             f"{'on-road acc (majority)':>23}"]
     for vision, metrics in results.items():
+        probe = (f"{metrics['speed_r2']:>9.3f} {metrics['on_road_accuracy']:>14.3f} ({metrics['on_road_majority']:.3f})"
+                 if "speed_r2" in metrics else f"{'-':>9} {'-':>23}")
         lines.append(f"{vision:<8} {metrics['mse']:>9.5f} {metrics['ssim']:>7.3f} {metrics['sharpness']:>10.3f} "
-                     f"{metrics['frames']:>7}")
+                     f"{metrics['frames']:>7} {probe}")
     return "\n".join(lines)
 
 

@@ -1,113 +1,200 @@
 """Collect CarRacing rollouts with an exploration policy: one .npz per episode in record/.
 
     python WorldModels/extract.py -c WorldModels/configs/smoke.config [--num_episodes 8] [--num_workers 2]
+    python WorldModels/extract.py -c ... --extract_round 1 --extract_policy controller   (the paper's iteration)
 
-Episode i is record/episode_<i>.npz (format in episodes.py). A rerun collects only the episodes
-that are missing: a file that is corrupt or not in the format is reported, moved aside as
-`*.corrupt` and collected again. Episodes shorter than min_frames are discarded and replaced by
-one with a new seed. Each file records its seed, policy and data settings, so
-`regenerate_episode(path)` plays it again exactly. With backend=ray the episodes run as Ray tasks.
+Episode i is record/episode_<i>.npz (format in episodes.py); round r >= 1 of collection (say, with
+the trained controller) adds record/round<rr>_episode_<i>.npz beside them, and every later stage
+reads all of them. record_name picks another folder instead of record/. Policies (policies.py):
+original (the original's random controller acting through the untrained agent; the default),
+controller (a trained controller, with exploration noise), brownian, white, linear.
+
+A rerun collects only the episodes that are missing: a file that is corrupt or not in the format
+is reported, moved aside as `*.corrupt` and collected again. Episodes shorter than min_frames are
+discarded and replaced by one with a new seed. Each file records its seeds and the config, so
+`regenerate_episode(path)` plays it again exactly. A folder of another implementation's episodes is
+described and left alone. With backend=ray the episodes run as Ray tasks.
 """
 
+import math
+import os
 import re
 import time
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from config import config_values, parse_config, read_config_text, record_dir, settings_match, stage_folder
-from env import make_env, tiles_visited, track_tiles
+from agent import RECORDED, play_episodes
+from config import KEYS, config_values, parse_config, read_config_text, record_dir, settings_match, stage_folder
+from env import driving_state, make_env, tiles_visited, track_tiles
 from episodes import EpisodeFileError, check_episode, episode_bytes, load_episode
 from errors import UserFacingError, exit_on_user_error
 from files import write_bytes_atomic
 from parallel import run_tasks
-from policies import make_policy_factory
+from policies import AGENT_POLICIES, controller_path, exploration_agent, make_policy_factory
 
-EPISODE_NAME = re.compile(r"episode_(\d{6,})\.npz")
+# episode_000012.npz (round 0) or round01_episode_000012.npz (later rounds of collection)
+EPISODE_NAME = re.compile(r"(?:round(\d{2,})_)?episode_(\d{6,})\.npz")
 MAX_ATTEMPTS = 100  # tries to get one episode of at least min_frames before giving up
-# A folder of rollouts never mixes these settings (checked against record/extract.config);
-# each episode file stores them, so that it can be regenerated from the file alone.
-DATA_KEYS = ("env_name", "max_frames", "min_frames", "full_episode", "extract_policy",
-             "extract_brownian_dt", "extract_linear_stdev", "seed")
+# A round of rollouts never mixes these settings (checked against record/extract.config, or
+# extract_roundNN.config for later rounds); each episode file stores the whole config, so that it
+# can be regenerated from the file alone.
+DATA_KEYS = ("env_name", "max_frames", "min_frames", "full_episode", "extract_policy", "extract_brownian_dt",
+             "extract_linear_stdev", "extract_original_scale", "extract_controller", "extract_action_noise", "seed")
 
 
-def episode_path(folder, index):
-    return folder / f"episode_{index:06d}.npz"
+def episode_path(folder, index, round_number=0):
+    prefix = f"round{round_number:02d}_" if round_number else ""
+    return folder / f"{prefix}episode_{index:06d}.npz"
 
 
-def episode_seed(base_seed, index, attempt):
-    """64-bit seed of attempt `attempt` at episode `index`, independent for every (seed, index, attempt)."""
-    return int(np.random.SeedSequence([base_seed, index, attempt]).generate_state(1, np.uint64)[0])
+def round_script(config):
+    """The name a round of collection saves its config under: extract.py, then extract_round01.py, ..."""
+    return f"extract_round{config.extract_round:02d}.py" if config.extract_round else "extract.py"
+
+
+def episode_seed(base_seed, index, attempt, round_number=0):
+    """64-bit seed of attempt `attempt` at episode `index` of a round, independent for every combination."""
+    entropy = [base_seed, index, attempt] + ([round_number] if round_number else [])
+    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0])
+
+
+def split_seed(seed):
+    """(track seed, policy seed): the track and the policy draw from separate streams of an episode's seed."""
+    track_seed, policy_seed = np.random.SeedSequence(seed).generate_state(2, np.uint64)
+    return int(track_seed), int(policy_seed)
 
 
 def run_episode(config, seed, policy_factory=None):
     """Play one episode; the same config and seed give the same episode. Returns a dict of arrays and stats.
 
-    The track and the policy draw from separate streams derived from `seed`.
-    policy_factory(rng) -> act(frame) -> action; default: the config's exploration policy.
+    policy_factory(rng) -> act(frame) -> action; default: the config's exploration policy
+    (the agent-driven ones, original and controller, play through play_rollouts).
     """
+    if policy_factory is None and config.extract_policy in AGENT_POLICIES:
+        return play_rollouts(config, [seed])[0]
     policy_factory = policy_factory or make_policy_factory(config)
-    track_seed, policy_seed = np.random.SeedSequence(seed).generate_state(2, np.uint64)
-    env = make_env(config, seed=int(track_seed), full_episode=config.full_episode)
-    act = policy_factory(np.random.default_rng(policy_seed))
-    frames, actions, rewards, dones = [], [], [], []
+    track_seed, policy_seed = split_seed(seed)
+    env = make_env(config, seed=track_seed, full_episode=config.full_episode)
     frame, _ = env.reset()
+    rng = np.random.default_rng(policy_seed)
+    # a factory that reads the environment's state (pursuit_driver) takes it as its second argument
+    act = policy_factory(rng, env) if getattr(policy_factory, "reads_env", False) else policy_factory(rng)
+    steps = {key: [] for key in ("obs", "action", "reward", "done", "speed", "on_road")}
     done = False
     while not done:
+        speed, on_road = driving_state(env)
         action = act(frame)
         next_frame, reward, terminated, truncated, _ = env.step(action)
         done = terminated or truncated
-        frames.append(frame)
-        actions.append(action)
-        rewards.append(reward)
-        dones.append(done)
+        for key, value in zip(steps, (frame, action, reward, done, speed, on_road), strict=True):
+            steps[key].append(value)
         frame = next_frame
-    episode = {"obs": np.stack(frames), "action": np.stack(actions), "reward": np.array(rewards),
-               "done": np.array(dones), "track_tiles": track_tiles(env), "tiles_visited": tiles_visited(env)}
+    episode = {key: np.array(values) for key, values in steps.items()}
+    episode.update(track_tiles=track_tiles(env), tiles_visited=tiles_visited(env))
     env.close()
     return episode
 
 
-def collect_episode(config, index, policy_factory=None, policy_name=None):
-    """Worker task: episode `index` as (npz bytes, stats); short episodes are replaced with new seeds."""
-    for attempt in range(MAX_ATTEMPTS):
-        seed = episode_seed(config.seed, index, attempt)
-        episode = run_episode(config, seed, policy_factory)
-        if len(episode["obs"]) >= config.min_frames:
-            break
-    else:
-        raise UserFacingError(f"episode {index}: no rollout reached min_frames={config.min_frames} "
-                              f"in {MAX_ATTEMPTS} tries; lower min_frames")
-    settings = "\n".join(f"{key}={value}" for key, value in config_values(config).items() if key in DATA_KEYS)
-    payload = episode_bytes(episode["obs"], episode["action"], episode["reward"], episode["done"],
-                            episode["track_tiles"], seed=np.uint64(seed), policy=policy_name or config.extract_policy,
-                            settings=settings, tiles_visited=np.int64(episode["tiles_visited"]))
-    stats = {"frames": len(episode["obs"]), "reward": float(np.sum(episode["reward"])), "discarded": attempt,
-             "coverage": episode["tiles_visited"] / max(episode["track_tiles"], 1)}
-    return payload, stats
+def play_rollouts(config, seeds, policy_factory=None):
+    """The episodes of `seeds` (a list of run_episode's dicts). Agent-driven policies play them in
+    lockstep through the agent (one batched V and M call per step); the others one at a time."""
+    if policy_factory is not None or config.extract_policy not in AGENT_POLICIES:
+        return [run_episode(config, seed, policy_factory) for seed in seeds]
+    agent, agent_config, parameters_of, action_noise = exploration_agent(config)
+    track_seeds, policy_seeds = zip(*(split_seed(seed) for seed in seeds), strict=True)
+    parameters = np.stack([parameters_of(np.random.default_rng(seed)) for seed in policy_seeds])
+    played = play_episodes(agent, agent_config, parameters, list(track_seeds), record=True,
+                           full_episode=config.full_episode, action_noise=action_noise)
+    return [{"obs": played["frames"][row], **{key: played[key][row] for key in RECORDED if key != "frames"},
+             "track_tiles": played["track_tiles"][row], "tiles_visited": played["tiles_visited"][row]}
+            for row in range(len(seeds))]
+
+
+def collect_episodes(config, indices, policy_factory=None, policy_name=None, keep=None):
+    """Worker task: episodes `indices` of the config's round, as [(index, npz bytes, stats)] for the
+    indices in `keep` (default: all).
+
+    Episodes shorter than min_frames are discarded and played again with the next attempt's seed.
+    Agent-driven episodes are played together, so an episode depends on its batch: a batch is always
+    played whole (a rerun that needs one of its episodes plays them all and keeps that one), and each
+    file records the seeds it was played with (batch_seeds), so regenerate_episode plays it again.
+    """
+    keep = set(indices if keep is None else keep)
+    attempts, collected, pending = dict.fromkeys(indices, 0), [], list(indices)
+    # what regenerate_episode needs: the data settings; a controller's episodes need its world model too
+    stored_keys = KEYS if config.extract_policy == "controller" else DATA_KEYS
+    settings = "\n".join(f"{key}={int(value) if isinstance(value, bool) else value}"
+                         for key, value in config_values(config).items() if key in stored_keys)
+    while pending:
+        seeds = [episode_seed(config.seed, index, attempts[index], config.extract_round) for index in pending]
+        retry = []
+        for index, seed, episode in zip(pending, seeds, play_rollouts(config, seeds, policy_factory), strict=True):
+            if len(episode["obs"]) < config.min_frames:
+                attempts[index] += 1
+                if attempts[index] >= MAX_ATTEMPTS:
+                    raise UserFacingError(f"episode {index}: no rollout reached min_frames={config.min_frames} "
+                                          f"in {MAX_ATTEMPTS} tries; lower min_frames")
+                retry.append(index)
+                continue
+            payload = episode_bytes(episode["obs"], episode["action"], episode["reward"], episode["done"],
+                                    episode["track_tiles"], speed=episode["speed"], on_road=episode["on_road"],
+                                    seed=np.uint64(seed), batch_seeds=np.array(seeds, np.uint64),
+                                    policy=policy_name or config.extract_policy, settings=settings,
+                                    tiles_visited=np.int64(episode["tiles_visited"]))
+            stats = {"frames": len(episode["obs"]), "reward": float(np.sum(episode["reward"])),
+                     "discarded": attempts[index],
+                     "coverage": episode["tiles_visited"] / max(episode["track_tiles"], 1)}
+            if index in keep:
+                collected.append((index, payload, stats))
+        pending = retry
+    return collected
 
 
 def regenerate_episode(path):
-    """Play the episode stored in `path` again from its seed and settings; returns run_episode's dict."""
-    stored = load_episode(path, keys=["seed", "settings"])
+    """Play the episode stored in `path` again from its seeds and settings; returns run_episode's dict.
+    (A controller-driven episode needs its controller and world model files unchanged.)"""
+    keys = ["seed", "settings"] + (["batch_seeds"] if "batch_seeds" in check_episode(path, full=False).keys else [])
+    stored = load_episode(path, keys=keys)
     settings = read_config_text(str(stored["settings"]), source=f"{path} (settings)")
     config = parse_config([argument for key, value in settings.items() for argument in (f"--{key}", str(value))])
-    return run_episode(config, int(stored["seed"]))
+    seed = int(stored["seed"])
+    if "batch_seeds" not in stored:
+        return run_episode(config, seed)
+    batch_seeds = [int(value) for value in stored["batch_seeds"]]
+    return play_rollouts(config, batch_seeds)[batch_seeds.index(seed)]
 
 
 def extracted(config):
-    """True if record/ holds episodes 0..num_episodes-1 (each written atomically, so complete)."""
+    """True if the record folder holds this round's episodes 0..num_episodes-1 (each written atomically,
+    so complete), or holds only another implementation's episodes, which are used as they are."""
     folder = record_dir(config)
-    return (settings_match(folder, "extract.py", config, DATA_KEYS)
-            and all(episode_path(folder, index).exists() for index in range(config.num_episodes)))
+    if foreign_episodes(folder) and not _own_rounds(folder):
+        return True
+    return (settings_match(folder, round_script(config), config, DATA_KEYS)
+            and all(episode_path(folder, index, config.extract_round).exists() for index in range(config.num_episodes)))
 
 
-def find_missing(folder, num_episodes, report=print):
-    """(indices in range(num_episodes) without a valid file, frames in the valid ones, files moved aside).
+def _own_rounds(folder):
+    return sorted(folder.glob("extract*.config"))
 
-    A file that fails the full check is reported and renamed to *.corrupt (kept for inspection).
-    """
-    present = {int(m.group(1)): p for p in folder.glob("episode_*.npz") if (m := EPISODE_NAME.fullmatch(p.name))}
+
+def foreign_episodes(folder):
+    """Episode files not named by extract.py (another World Models implementation names them by a
+    random integer), sorted."""
+    return sorted(path for path in Path(folder).glob("*.npz")
+                  if not path.name.startswith(".") and not EPISODE_NAME.fullmatch(path.name))
+
+
+def find_missing(folder, num_episodes, round_number, report=print):
+    """(indices in range(num_episodes) without a valid file in this round, frames in the valid ones,
+    files moved aside). A file that fails the full check is reported and renamed to *.corrupt."""
+    present = {}
+    for path in folder.glob("*episode_*.npz"):
+        match = EPISODE_NAME.fullmatch(path.name)
+        if match and int(match.group(1) or 0) == round_number:
+            present[int(match.group(2))] = path
     missing, frames, moved = [], 0, 0
     for index in tqdm(range(num_episodes), desc="checking episodes", unit="file", leave=False,
                       disable=not present):
@@ -125,33 +212,91 @@ def find_missing(folder, num_episodes, report=print):
     return missing, frames, moved
 
 
-def extract(config, policy_factory=None, policy_name=None):
-    """Collect the missing episodes of config.num_episodes; returns a summary dict. Called by pipeline.py.
+def describe_foreign(folder, paths):
+    """What another implementation's episode files in `folder` hold, in a few lines."""
+    infos, bad = [], []
+    for path in paths:
+        try:
+            infos.append(check_episode(path, full=False))
+        except EpisodeFileError as error:
+            bad.append(str(error))
+    keys = sorted({key for info in infos for key in info.keys})
+    lines = [f"{folder} holds {len(paths)} episode files that extract.py did not write (e.g. {paths[0].name}; "
+             f"no extract.config): {len(infos)} readable, {sum(info.length for info in infos)} frames, "
+             f"keys {', '.join(keys) or 'none'}" + (f"; {len(bad)} unreadable, first: {bad[0]}" if bad else ""),
+             "vae_train.py, series.py and rnn_train.py train on them as they are. extract.py adds none of its own to "
+             "them: to collect rollouts, pass --record_name <another folder> (later stages read that folder "
+             "with the same key), or move these files away."]
+    return "\n".join(lines)
 
-    policy_factory (a picklable `factory(rng) -> act`, e.g. a trained controller) replaces the
-    config's exploration policy; policy_name is then recorded in the files.
+
+def check_controller_policy(config):
+    """Before any worker starts: the controller file fits the config and its world model is there."""
+    from evaluation import load_for_config
+    from memory import rnn_path
+    from vision import model_path
+
+    load_for_config(controller_path(config), config)
+    for path in (model_path(config, config.vision), rnn_path(config)):
+        if not path.exists():
+            raise UserFacingError(f"{path}: missing; the controller policy drives through the trained world model "
+                                  f"of --vision {config.vision} (run its vision and memory stages first)")
+
+
+def batches(missing, config, policy_factory):
+    """[(batch of episode indices, the missing ones among them)]: agent-driven policies play fixed
+    batches of up to agent_batch_size episodes (spread so every worker has work); the others play
+    one episode per task. The batches depend only on the config, so a rerun plays the same ones."""
+    if policy_factory is not None or config.extract_policy not in AGENT_POLICIES:
+        return [([index], [index]) for index in missing]
+    workers = config.num_workers or os.cpu_count() or 1
+    size = max(1, min(config.agent_batch_size, math.ceil(config.num_episodes / workers)))
+    groups = [list(range(start, min(start + size, config.num_episodes)))
+              for start in range(0, config.num_episodes, size)]
+    missing = set(missing)
+    return [(group, [index for index in group if index in missing]) for group in groups if missing & set(group)]
+
+
+def extract(config, policy_factory=None, policy_name=None):
+    """Collect the missing episodes of config.num_episodes (of round extract_round); returns a summary
+    dict. Called by pipeline.py.
+
+    policy_factory (a picklable `factory(rng) -> act`) replaces the config's exploration policy;
+    policy_name is then recorded in the files.
     """
     folder = record_dir(config)
     started = time.monotonic()
-    with stage_folder(folder, config, "extract.py", DATA_KEYS):
-        missing, existing_frames, moved = find_missing(folder, config.num_episodes, report=tqdm.write)
-        print(f"{config.num_episodes - len(missing)} of {config.num_episodes} episodes already in {folder}; "
-              f"collecting {len(missing)} with policy '{policy_name or config.extract_policy}' "
+    if policy_factory is None and config.extract_policy == "controller":
+        check_controller_policy(config)
+    with stage_folder(folder, config, round_script(config), DATA_KEYS) as folder:
+        foreign = foreign_episodes(folder)
+        if foreign and len(_own_rounds(folder)) == 1:  # only the config saved just now: the folder is not ours
+            (folder / f"{Path(round_script(config)).stem}.config").unlink()
+            text = describe_foreign(folder, foreign)
+            print(text)
+            return {"record_dir": str(folder), "episodes_collected": 0, "foreign_episode_files": len(foreign),
+                    "text": text}
+        missing, existing_frames, moved = find_missing(folder, config.num_episodes, config.extract_round,
+                                                       report=tqdm.write)
+        round_text = f" of round {config.extract_round}" if config.extract_round else ""
+        print(f"{config.num_episodes - len(missing)} of {config.num_episodes} episodes{round_text} already in "
+              f"{folder}; collecting {len(missing)} with policy '{policy_name or config.extract_policy}' "
               f"({config.backend} backend, num_workers={config.num_workers or 'all cores'})")
         totals = {"episodes": 0, "frames": 0, "reward": 0.0, "discarded": 0, "coverage": 0.0}
         collecting = time.monotonic()
-        tasks = [(config, index, policy_factory, policy_name) for index in missing]
+        tasks = [(config, group, policy_factory, policy_name, wanted)
+                 for group, wanted in batches(missing, config, policy_factory)]
         with tqdm(total=len(missing), desc="extract", unit="episode", dynamic_ncols=True) as progress:
-            for (_, index, _, _), (payload, stats) in run_tasks(collect_episode, tasks, config,
-                                                                name=lambda args: f"episode {args[1]}",
-                                                                report=tqdm.write):
-                write_bytes_atomic(episode_path(folder, index), payload)
-                totals["episodes"] += 1
-                for key in ("frames", "reward", "discarded", "coverage"):
-                    totals[key] += stats[key]
+            for _, episodes in run_tasks(collect_episodes, tasks, config, report=tqdm.write,
+                                         name=lambda args: f"episodes {', '.join(map(str, args[4]))}"):
+                for index, payload, stats in episodes:
+                    write_bytes_atomic(episode_path(folder, index, config.extract_round), payload)
+                    totals["episodes"] += 1
+                    for key in ("frames", "reward", "discarded", "coverage"):
+                        totals[key] += stats[key]
                 progress.set_postfix(frames_per_s=f"{totals['frames'] / (time.monotonic() - collecting):.0f}",
-                                     mean_reward=f"{totals['reward'] / totals['episodes']:.1f}")
-                progress.update()
+                                     mean_reward=f"{totals['reward'] / max(totals['episodes'], 1):.1f}")
+                progress.update(len(episodes))
     summary = _summary(folder, config, totals, existing_frames, moved, time.monotonic() - started,
                        time.monotonic() - collecting)
     print(summary["text"])
@@ -164,9 +309,11 @@ def _summary(folder, config, totals, existing_frames, moved, seconds, collecting
     def mean(key):
         return totals[key] / collected if collected else 0.0
 
-    beyond = [p for p in folder.glob("*.npz")
-              if not p.name.startswith(".") and not ((m := EPISODE_NAME.fullmatch(p.name))
-                                                     and int(m.group(1)) < config.num_episodes)]
+    def in_this_round(path):
+        match = EPISODE_NAME.fullmatch(path.name)
+        return match and int(match.group(1) or 0) == config.extract_round and int(match.group(2)) < config.num_episodes
+
+    beyond = [p for p in folder.glob("*.npz") if not p.name.startswith(".") and not in_this_round(p)]
     summary = {
         "record_dir": str(folder), "seconds": seconds,
         "episodes_collected": collected, "frames_collected": totals["frames"],
@@ -182,7 +329,8 @@ def _summary(folder, config, totals, existing_frames, moved, seconds, collecting
     if collected:
         lines.append(f"mean length {summary['mean_length']:.0f}, mean reward {summary['mean_reward']:.1f}, "
                      f"mean track coverage {100 * summary['mean_track_coverage']:.1f}% of tiles")
-    lines.append(f"{folder} holds episodes 0..{config.num_episodes - 1} ({summary['frames_total']} frames)"
+    first, last = (episode_path(folder, index, config.extract_round).name for index in (0, config.num_episodes - 1))
+    lines.append(f"{folder} holds {first}..{last} ({summary['frames_total']} frames)"
                  + (f" and {len(beyond)} other episode files, which later stages read too" if beyond else ""))
     summary["text"] = "\n".join(lines)
     return summary

@@ -268,6 +268,33 @@ class PredictionFigures(keras.callbacks.Callback):
         save_figure(figure, self.folder / f"rnn_predictions_epoch_{epoch + 1:03d}.png")
 
 
+def one_step_frame_errors(vision_model, rnn, frames, actions, batch_size=256):
+    """Per-step pixel errors of one episode's next-frame predictions, comparable across vision models
+    (unlike NLLs in different latent spaces). frames uint8 (T, 64, 64, 3), actions (T, 3).
+
+    Returns a dict of (T-1,) mean squared errors against frame t+1, pixels in [0, 1]:
+    "rnn": the MDN-RNN's prediction from (z_<=t, a_<=t), its mixture mean decoded to a frame;
+    "reconstruction": the vision model's own reconstruction of frame t+1 (the floor of "rnn");
+    "copy_last": frame t itself (the prediction that nothing changes).
+    z_t is the encoder's mean, as in the series the MDN-RNN trains on.
+    """
+    images = frames.astype(np.float32) / 255.0
+    mu = np.concatenate([vision_model.encode(images[start:start + batch_size])[0].numpy()
+                         for start in range(0, len(images), batch_size)])
+    outputs = rnn([mu[None, :-1], np.asarray(actions, np.float32)[None, :-1]])
+    predicted = mixture_mean(outputs["log_weights"], outputs["means"])[0].numpy()
+
+    def decoded(z):
+        return np.concatenate([vision_model.decode(z[start:start + batch_size]).numpy()
+                               for start in range(0, len(z), batch_size)])
+
+    def errors(guess):
+        return np.mean(np.square(guess - images[1:]), axis=(1, 2, 3))
+
+    return {"rnn": errors(decoded(predicted)), "reconstruction": errors(decoded(mu[1:])),
+            "copy_last": errors(images[:-1])}
+
+
 def _prediction_figures(config, series, held_out, folder):
     """PredictionFigures for the first held-out episode (frames from record/)."""
     index = int(np.flatnonzero(held_out)[0])
@@ -288,8 +315,12 @@ def rnn_epochs(config):
 def rnn_checkpoint(config):
     """The MDN-RNN's TrainingCheckpoint; its input is series.npz (by SHA-256: a re-encoded series, of
     another vision model or of more episodes, is not resumed on)."""
-    return TrainingCheckpoint(vision_dir(config) / "rnn_checkpoint", config.checkpoint_seconds,
-                              inputs={"series": file_sha256(series_path(config))})
+    folder = vision_dir(config) / "rnn_checkpoint"
+    hint = (f"{series_path(config)} has changed since (re-encoded by a retrained vision model, or with more "
+            f"episodes). To retrain the MDN-RNN on it, remove {folder} (rnn.keras is replaced when training ends), "
+            "then rerun rnn_train.py")
+    return TrainingCheckpoint(folder, config.checkpoint_seconds, inputs={"series": file_sha256(series_path(config))},
+                              retrain_hint=hint)
 
 
 def memory_trained(config):

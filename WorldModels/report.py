@@ -6,9 +6,10 @@
                                               training_curves.png   CMA-ES runs of both, one plot
 
 One table compares the world models built on the same rollouts: the vision models on the same
-held-out frames (MSE, SSIM, sharpness), the MDN-RNNs (held-out NLL and its baseline), the
-controllers (score over evaluate_episodes real episodes) and every stage's wall time. A cell
-whose stage has not run shows "-", and the report lists what is missing.
+held-out frames (MSE, SSIM, sharpness, a linear probe from z to speed and on-road), the MDN-RNNs
+(held-out NLL and its baseline), the controllers (score over evaluate_episodes real episodes) and
+every stage's wall time. A cell whose stage has not run shows "-", and the report lists what is
+missing.
 """
 
 import json
@@ -23,8 +24,17 @@ from evolution import controller_dir, controller_trained, training_curve
 from files import write_json_atomic, write_text_atomic
 from memory import memory_trained
 from plots import image_rows, save_figure
-from vision import VISIONS, held_out_frames, load_vision_model, model_path, reconstruct, vision_trained
-from vision_metrics import as_uint8, evaluate_reconstructions
+from vision import (
+    VISIONS,
+    held_out_frames,
+    load_vision_model,
+    model_path,
+    probe_steps,
+    reconstruct,
+    vision_metrics,
+    vision_trained,
+)
+from vision_metrics import as_uint8
 
 LABELS = {"vae": "VAE", "vaegan": "VAE/GAN"}
 FIGURE_FRAMES = 8
@@ -51,9 +61,10 @@ def write_report(config):
         raise UserFacingError(f"no trained vision model under {experiment_dir(config)}; run pipeline.py first")
     folder = experiment_dir(config)
     figures = folder / "report"
-    _, _, frames = held_out_frames(config)
+    training, held_out, frames = held_out_frames(config)
+    probe = probe_steps(config, training, held_out)
     models = {vision: load_vision_model(model_path(config, vision), config.z_size) for vision in visions}
-    columns = {vision: _column(for_vision(config, vision), models[vision], frames) for vision in visions}
+    columns = {vision: _column(for_vision(config, vision), models[vision], frames, probe) for vision in visions}
     save_figure(_reconstructions(models, frames), figures / "reconstructions.png")
     save_figure(_prior_samples(models, config), figures / "prior_samples.png")
     runs = [(LABELS[vision], *columns[vision]["curve"]) for vision in visions if columns[vision]["curve"]]
@@ -69,10 +80,10 @@ def write_report(config):
     return path
 
 
-def _column(config, model, frames):
+def _column(config, model, frames, probe):
     """One vision's cells {row: text}, its CMA-ES curve (log, (initial score, std)) or None, and its GIFs.
     Only outputs that are complete for the current config fill cells; the others show MISSING."""
-    vision_metrics = evaluate_reconstructions(model, frames)
+    metrics = vision_metrics(model, frames, probe)
     memory = _read_json(vision_dir(config) / "memory_metrics.json") if memory_trained(config) else None
     folder = controller_dir(config)
     trained = controller_trained(config)
@@ -84,9 +95,14 @@ def _column(config, model, frames):
         return f"{times[stage]:.0f} s" if stage in times else MISSING
 
     cells = {
-        "reconstruction MSE (held-out frames)": f"{vision_metrics['mse']:.5f}",
-        "SSIM": f"{vision_metrics['ssim']:.3f}",
-        "sharpness (1.0 = as sharp as the frames)": f"{vision_metrics['sharpness']:.3f}",
+        "reconstruction MSE (held-out frames)": f"{metrics['mse']:.5f}",
+        "SSIM": f"{metrics['ssim']:.3f}",
+        "sharpness (1.0 = as sharp as the frames)": f"{metrics['sharpness']:.3f}",
+        "z -> speed: linear probe R² (held-out frames)": (f"{metrics['speed_r2']:.3f}" if "speed_r2" in metrics
+                                                          else "no speed in the episodes"),
+        "z -> on the road: probe accuracy (always the majority)": (
+            f"{metrics['on_road_accuracy']:.3f} ({metrics['on_road_majority']:.3f})" if "speed_r2" in metrics
+            else "no on_road in the episodes"),
         "MDN-RNN held-out NLL per latent dimension": f"{memory['val_z_nll']:.4f}" if memory else MISSING,
         "baseline z(t+1) = mu(t), same NLL": f"{memory['val_baseline_nll']:.4f}" if memory else MISSING,
         "controller score (real episodes)": (f"{evaluation['mean']:.1f} ± {evaluation['std']:.1f} "

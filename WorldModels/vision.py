@@ -19,7 +19,7 @@ import numpy as np
 
 from checkpoints import TrainingCheckpoint, load_upgraded, truncate_log
 from config import record_dir, settings_match, stage_folder, vision_dir
-from data import array_dataset, frame_dataset, load_frames, split_episodes
+from data import array_dataset, frame_dataset, load_frames, load_steps, split_episodes
 from episodes import list_episodes
 from errors import UserFacingError
 from files import atomic_path, write_json_atomic
@@ -27,7 +27,7 @@ from plots import image_rows, save_figure
 from vae.layers import rename_legacy_decoder_layers
 from vae.vae import ConvVAE
 from vaegan.vaegan import VAEGAN
-from vision_metrics import as_uint8, evaluate_reconstructions
+from vision_metrics import as_uint8, driving_probe, evaluate_reconstructions
 
 VISIONS = ("vae", "vaegan")
 WEIGHT_UPGRADES = (rename_legacy_decoder_layers,)  # models and checkpoints saved by earlier versions still load
@@ -81,6 +81,33 @@ def held_out_frames(config):
     return training, held_out, load_frames([info.path for info in held_out], config.validation_frames)
 
 
+PROBE_EPISODES = 100  # the driving probe is fitted on frames of at most this many training episodes
+PROBE_KEYS = ("obs", "speed", "on_road")
+
+
+def probe_steps(config, training, held_out):
+    """(training steps, held-out steps) for the driving probe, each a dict of obs, speed and on_road
+    of validation_frames steps; None if some episode does not record speed and on_road."""
+    if not all({"speed", "on_road"} <= set(info.keys) for info in training + held_out):
+        return None
+    chosen = training[::max(1, len(training) // PROBE_EPISODES)]
+    return (load_steps([info.path for info in chosen], config.validation_frames, PROBE_KEYS),
+            load_steps([info.path for info in held_out], config.validation_frames, PROBE_KEYS))
+
+
+def vision_metrics(model, validation_frames, probe):
+    """evaluate_reconstructions on the held-out frames, plus the driving probe when `probe` (probe_steps) is given."""
+    metrics = evaluate_reconstructions(model, validation_frames)
+    if probe is not None:
+        def latent_means(frames):
+            return np.concatenate([model.encode(frames[start:start + 256].astype("float32") / 255.0)[0].numpy()
+                                   for start in range(0, len(frames), 256)])
+
+        training, held_out = probe
+        metrics.update(driving_probe(latent_means(training["obs"]), training, latent_means(held_out["obs"]), held_out))
+    return metrics
+
+
 class ReconstructionFigures(keras.callbacks.Callback):
     """After every epoch: held-out frames, their reconstructions (and any comparison rows, such as
     another model's), and frames decoded from fixed prior samples, saved as one figure."""
@@ -111,9 +138,15 @@ def vision_checkpoint(config, vision, training):
     """The vision model's TrainingCheckpoint; its input is the set of training episodes (more rollouts
     make another training set, which a checkpoint is not resumed on)."""
     names = "\n".join(info.path.name for info in training)
-    return TrainingCheckpoint(vision_dir(config, vision) / "checkpoint", config.checkpoint_seconds,
+    folder = vision_dir(config, vision)
+    hint = (f"{record_dir(config)} holds other episodes than the ones {vision} was trained on (a new round of "
+            f"extract.py adds some). To retrain the world model on all of them, keep the old one by moving its "
+            f"folder aside (mv {folder} {folder}_before) or remove {folder / 'checkpoint'}, then rerun "
+            f"{vision}_train.py, series.py and rnn_train.py; to keep using the old one, pass --record_name of the "
+            "folder it was trained on")
+    return TrainingCheckpoint(folder / "checkpoint", config.checkpoint_seconds,
                               inputs={"training_episodes": hashlib.sha256(names.encode()).hexdigest()},
-                              weight_upgrades=WEIGHT_UPGRADES)
+                              weight_upgrades=WEIGHT_UPGRADES, retrain_hint=hint)
 
 
 def vision_trained(config, vision):
@@ -166,7 +199,8 @@ def train_vision(config, vision):
                                   "last finite state; lower the learning rate and rerun")
         with atomic_path(model_path(config, vision)) as temporary:
             model.save(temporary)
-        metrics = {"vision": vision, **evaluate_reconstructions(model, validation_frames)}
+        probe = probe_steps(config, training, held_out)
+        metrics = {"vision": vision, **vision_metrics(model, validation_frames, probe)}
         write_json_atomic(folder / "vision_metrics.json", metrics)
     print(f"{vision}: held-out MSE {metrics['mse']:.5f}, SSIM {metrics['ssim']:.3f}, "
           f"sharpness {metrics['sharpness']:.3f}\nmodel {model_path(config, vision)}; "
@@ -184,12 +218,13 @@ def _other_vision_rows(config, vision, frames):
 
 def evaluate_vision(config, visions=VISIONS):
     """Metrics of every trained vision model in `visions` on the same held-out frames: {vision: dict}."""
-    _, _, frames = held_out_frames(config)
+    training, held_out, frames = held_out_frames(config)
+    probe = probe_steps(config, training, held_out)
     results = {}
     for vision in visions:
         if model_path(config, vision).exists():
             model = load_vision_model(model_path(config, vision), config.z_size)
-            results[vision] = {"vision": vision, **evaluate_reconstructions(model, frames)}
+            results[vision] = {"vision": vision, **vision_metrics(model, frames, probe)}
             write_json_atomic(vision_dir(config, vision) / "vision_metrics.json", results[vision])
     if not results:
         raise UserFacingError(f"no trained vision model under {vision_dir(config, 'vae').parent}; "

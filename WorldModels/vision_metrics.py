@@ -1,7 +1,11 @@
-"""How vision models are judged: reconstruction MSE, SSIM and sharpness on held-out frames.
+"""How vision models are judged: reconstruction MSE, SSIM and sharpness on held-out frames, and
+what the latent code knows about driving.
 
 Sharpness is the variance of the Laplacian (an edge detector) of the reconstructions divided by
 that of the real frames: 1.0 is as sharp as the real frames, a blurry reconstruction scores below.
+The driving probe fits a linear map from z (the encoder's mean) to the car's speed and to "on the
+road" on training frames and scores it on held-out ones: R^2 of speed, accuracy of on-road
+(beside the accuracy of always guessing the training frames' majority).
 """
 
 import tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
@@ -59,6 +63,38 @@ def evaluate_reconstructions(model, frames, batch_size=100):
     count = len(frames)
     return {"mse": squared_error / count, "ssim": ssim / count, "sharpness": float(sharpness.result()),
             "frames": int(count)}
+
+
+def linear_probe(train_features, train_targets, test_features, ridge=1.0):
+    """Ridge regression fitted on (train_features (n, d), train_targets (n,)), applied to test_features
+    (m, d): predictions (m,). Features are standardised with the training set's mean and std, and the
+    bias (the training targets' mean) is not penalised; the small ridge keeps a probe fitted on a few
+    hundred frames from fitting noise."""
+    train_features = np.asarray(train_features, np.float64)
+    mean, scale = train_features.mean(axis=0), train_features.std(axis=0) + 1e-8
+    standardised = (train_features - mean) / scale
+    targets = np.asarray(train_targets, np.float64)
+    weights = np.linalg.solve(standardised.T @ standardised + ridge * np.eye(standardised.shape[1]),
+                              standardised.T @ (targets - targets.mean()))
+    return ((np.asarray(test_features, np.float64) - mean) / scale) @ weights + targets.mean()
+
+
+def r_squared(targets, predictions):
+    """Coefficient of determination: 1 - SSE / SST (1 is perfect, 0 is no better than the mean)."""
+    targets = np.asarray(targets, np.float64)
+    return 1.0 - np.sum((targets - predictions) ** 2) / np.sum((targets - targets.mean()) ** 2)
+
+
+def driving_probe(train_z, train_state, test_z, test_state):
+    """What z knows about driving: linear probes from z to speed and to on_road (dicts of per-step
+    arrays "speed", "on_road"). Returns speed_r2, on_road_accuracy and on_road_majority (the
+    accuracy of always guessing the training majority), all on the test frames."""
+    speed = linear_probe(train_z, train_state["speed"], test_z)
+    on_road = linear_probe(train_z, train_state["on_road"], test_z) > 0.5
+    majority = np.mean(train_state["on_road"]) > 0.5
+    return {"speed_r2": float(r_squared(test_state["speed"], speed)),
+            "on_road_accuracy": float(np.mean(on_road == test_state["on_road"])),
+            "on_road_majority": float(np.mean(test_state["on_road"] == majority))}
 
 
 def as_uint8(images):

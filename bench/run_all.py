@@ -22,7 +22,9 @@ BENCH = Path(__file__).resolve().parent
 # name: (arguments of a full run, arguments of a --quick run)
 BENCHMARKS = {
     "extract_bench": ([], ["--episodes_per_worker", "2", "--raw_steps", "1500"]),
-    "policy_coverage": ([], ["--episodes", "6"]),
+    "exploration_quality": ([], ["--results_dir", "results/bench/exploration_quick", "--episodes", "8",
+                                 "--test_episodes", "2", "--frames", "200", "--vae_num_epoch", "3",
+                                 "--rnn_num_steps", "200"]),
     "vision_quality": ([], ["--exp_name", "vision_quality_quick", "--num_episodes", "16", "--max_frames", "300",
                             "--vae_num_epoch", "4", "--validation_frames", "500"]),
     "vision_bench": ([], ["--steps", "20", "--repeats", "3", "--skip_memory"]),

@@ -18,7 +18,7 @@ from controller import (
     split_parameters,
     weight_decay_penalty,
 )
-from env import DreamBatch, DreamEnv
+from env import DreamBatch, DreamEnv, make_env
 from errors import UserFacingError
 from rnn.rnn import MDNRNN
 from vae.vae import ConvVAE
@@ -123,6 +123,9 @@ def test_the_agent_plays_batched_episodes_as_it_plays_them_one_by_one(world):
     again = play_episodes(agent, config, parameters, seeds)
     np.testing.assert_array_equal(again["scores"], batched["scores"])
     assert batched["predicted"][0].shape == (12, 4)
+    # the traced frames are the ones seen at each step (copies, not views of the batch's last frame)
+    np.testing.assert_array_equal(batched["frames"][0][0], make_env(config, seed=seeds[0]).reset()[0])
+    assert not np.array_equal(batched["frames"][0][0], batched["frames"][0][-1])
 
 
 def test_the_agent_refuses_an_rnn_of_other_sizes(world, make_config):

@@ -16,7 +16,7 @@ import extract as extract_module
 from config import ConfigError, record_dir
 from conftest import SMOKE_CONFIG
 from episodes import check_episode, load_episode
-from extract import EPISODE_NAME, collect_episode, episode_seed, extract, regenerate_episode
+from extract import EPISODE_NAME, collect_episodes, episode_seed, extract, regenerate_episode
 from files import FolderLockedError, folder_lock
 from parallel_tasks import constant_action_policy
 
@@ -35,7 +35,8 @@ def test_two_worker_extract_writes_valid_episodes_and_resumes(tiny_config):
         episode = load_episode(path)
         assert episode["obs"].shape == (30, 64, 64, 3) and episode["obs"].dtype == np.uint8
         assert episode["action"].dtype == np.float16 and episode["done"][-1] and not episode["done"][:-1].any()
-        assert str(episode["policy"]) == tiny_config.extract_policy
+        assert str(episode["policy"]) == tiny_config.extract_policy == "original"
+        assert episode["speed"].shape == (30,) and episode["on_road"].dtype == bool and episode["on_road"][0]
     assert summary["episodes_collected"] == 4 and summary["frames_collected"] == 120
     assert (record_dir(tiny_config) / "extract.config").exists()
 
@@ -74,20 +75,36 @@ def test_seeds_differ_across_episodes_and_attempts():
     assert len(seeds) == 150 and max(seeds) > 2**32  # 64-bit: no birthday collisions at paper scale
 
 
-def test_short_episodes_are_discarded_and_replaced(tiny_config, monkeypatch):
-    real_run_episode = extract_module.run_episode
+def test_original_policy_episodes_regenerate_from_their_batch(make_config):
+    """Agent-driven episodes are played in lockstep batches; a file names its batch's seeds."""
+    config = make_config("--num_episodes", 3, "--max_frames", 25, "--min_frames", 5, "--num_workers", 1)
+    extract(config)
+    paths = episode_files(config)
+    stored = load_episode(paths[1])
+    assert len(stored["batch_seeds"]) == 3 and int(stored["seed"]) in stored["batch_seeds"].tolist()
+    regenerated = regenerate_episode(paths[1])
+    np.testing.assert_array_equal(regenerated["obs"], stored["obs"])
+    np.testing.assert_array_equal(regenerated["action"].astype(np.float16), stored["action"])
+    np.testing.assert_array_equal(regenerated["speed"].astype(np.float16), stored["speed"])
 
-    def first_attempt_short(config, seed, policy_factory=None):
-        episode = real_run_episode(config, seed, policy_factory)
-        if seed == episode_seed(config.seed, 3, 0):
-            episode = {**episode, **{key: episode[key][:2] for key in ("obs", "action", "reward", "done")}}
-        return episode
 
-    monkeypatch.setattr(extract_module, "run_episode", first_attempt_short)
-    payload, stats = collect_episode(tiny_config, 3)
+@pytest.mark.parametrize("policy", ["white", "original"])
+def test_short_episodes_are_discarded_and_replaced(tiny_config, make_config, monkeypatch, policy):
+    config = make_config("--max_frames", 30, "--min_frames", 5, "--extract_policy", policy)
+    real_play_rollouts = extract_module.play_rollouts
+    short_seed = episode_seed(config.seed, 3, 0)
+
+    def first_attempt_short(config, seeds, policy_factory=None):
+        episodes = real_play_rollouts(config, seeds, policy_factory)
+        return [{**episode, **{key: episode[key][:2] for key in ("obs", "action", "reward", "done")}}
+                if seed == short_seed else episode for seed, episode in zip(seeds, episodes, strict=True)]
+
+    monkeypatch.setattr(extract_module, "play_rollouts", first_attempt_short)
+    [(index_2, _, stats_2), (index_3, payload, stats_3)] = collect_episodes(config, [2, 3])
     stored = np.load(io.BytesIO(payload))
-    assert stats["discarded"] == 1 and len(stored["obs"]) == tiny_config.max_frames
-    assert int(stored["seed"]) == episode_seed(tiny_config.seed, 3, 1)
+    assert (index_2, index_3) == (2, 3) and stats_2["discarded"] == 0 and stats_3["discarded"] == 1
+    assert len(stored["obs"]) == config.max_frames
+    assert int(stored["seed"]) == episode_seed(config.seed, 3, 1)
 
 
 def test_a_trained_policy_can_be_plugged_in(tiny_config):
@@ -119,7 +136,8 @@ def test_a_folder_never_mixes_two_settings(tiny_config, make_config):
 
 
 def test_a_killed_run_leaves_only_complete_files_and_a_rerun_finishes(make_config, tmp_path):
-    settings = ["--num_episodes", "6", "--max_frames", "200", "--min_frames", "5", "--num_workers", "2"]
+    settings = ["--num_episodes", "6", "--max_frames", "200", "--min_frames", "5", "--num_workers", "2",
+                "--extract_policy", "white"]  # the kill mechanics; workers without TensorFlow start fast
     config = make_config(*settings)
     command = [sys.executable, str(ROOT / "WorldModels" / "extract.py"), "-c", str(SMOKE_CONFIG),
                "--results_dir", config.results_dir, *settings]
@@ -146,7 +164,7 @@ def test_ray_backend_from_the_command_line(tmp_path):
     """Here extract.py itself starts the local Ray instance (parallel.RayTasks), as a user's run does."""
     command = [sys.executable, str(ROOT / "WorldModels" / "extract.py"), "-c", str(SMOKE_CONFIG),
                "--results_dir", str(tmp_path), "--num_episodes", "2", "--max_frames", "20", "--min_frames", "5",
-               "--num_workers", "2", "--backend", "ray"]
+               "--num_workers", "2", "--backend", "ray", "--extract_policy", "white"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "collected 2 episodes" in result.stdout

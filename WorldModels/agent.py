@@ -91,8 +91,10 @@ def play_episodes(agent, config, parameters, seeds, trace=False, record=False, f
     "predicted" (the RNN's expected next z after each step), one array per episode, for GIFs; with
     record, what an episode file holds: "frames", "action", "reward", "done", "speed", "on_road"
     per episode and "track_tiles", "tiles_visited" (n,). action_noise: std of Gaussian noise added to
-    the controller's tanh outputs (exploration when collecting rollouts; drawn from each episode's
-    own stream, so an episode does not depend on the others in its batch). full_episode: as extract.
+    the controller's tanh outputs (exploration when collecting rollouts), drawn from each episode's
+    own stream. The random draws of an episode never depend on the others in its batch; the networks'
+    outputs do, in the last bits (oneDNN computes a batch of 1 another way than a batch of 4), so an
+    episode is reproduced exactly by playing its whole batch again. full_episode: as extract.
     """
     parameters = np.asarray(parameters, np.float32)
     count, size = len(seeds), agent.rnn.rnn_size
@@ -161,7 +163,8 @@ _loaded = {}  # per worker process: the agent of each world model, loaded once
 
 
 def limit_worker_threads(config):
-    """One worker per core shares the cores: give each TensorFlow its share (before TF starts)."""
+    """One worker per core shares the cores: give each TensorFlow its share (before TF starts; later
+    calls change nothing). Called in worker processes only."""
     import tensorflow as tf
 
     workers = config.num_workers or os.cpu_count() or 1

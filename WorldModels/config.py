@@ -113,10 +113,12 @@ KEYS = {
                        "(bench/exploration_quality.py)"),
     "extract_original_scale": (positive_float, 0.01, "original policy: controller parameters ~ Cauchy * s, "
                                "s ~ U(0, this), drawn per episode"),
-    "extract_controller": (_optional_file, "", "controller policy: its JSON file (default: "
-                           "<vision>/controller/best.json); it drives through the config's trained world model"),
+    "extract_controller": (_optional_file, "", "controller policy: its JSON file (default: the config's best.json, "
+                           "<vision>/controller/ or controller_dream/); it drives through the config's world model"),
     "extract_action_noise": (non_negative_float, 0.1, "controller policy: std of Gaussian noise added to the "
                              "controller's tanh outputs"),
+    "extract_batch_size": (positive_int, 16, "original and controller policies: episodes a worker plays together "
+                           "(episodes 0..b-1, b..2b-1, ...; an episode depends slightly on its batch)"),
     "extract_round": (non_negative_int, 0, "round of collection: round r >= 1 adds round<rr>_episode_*.npz to the "
                       "record folder (the paper's iterative procedure)"),
     "extract_brownian_dt": (positive_float, 0.02, "time step of the brownian policy: a += sqrt(dt) * N(0, 1)"),
@@ -274,8 +276,10 @@ def check_same_settings(saved_path, config, keys):
     changed = [f"{key}={saved[key]!r} there, {getattr(config, key)!r} now"
                for key in keys if key in saved and saved[key] != getattr(config, key)]
     if changed:
+        others = ("another record_name (or extract_round, to add a round), exp_name or results_dir"
+                  if Path(saved_path).stem.startswith("extract") else "another exp_name or results_dir")
         raise ConfigError(f"{saved_path} was made with other settings ({'; '.join(changed)}); "
-                          "use another exp_name or results_dir, or remove that folder")
+                          f"use {others}, or remove that folder")
 
 
 def settings_match(folder, script, config, keys):

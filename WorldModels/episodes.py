@@ -11,9 +11,11 @@ Keys (T = number of steps):
 Only obs and action are required: the original World Models' files hold only those, and other
 implementations' files (named by a random integer) hold obs, action, reward, done and maybe N;
 readers accept them. Files written by extract.py also hold what regenerates the episode: `seed`
-(uint64), `batch_seeds` (uint64, agent-driven policies: the episodes played together), `policy`
-(str), `settings` (str, the config's data keys) and `tiles_visited` (int64). Files are always read
-with allow_pickle=False.
+(uint64), `batch_seeds` (uint64: the seeds played in the same call; with the original and
+controller policies, the episodes played together in lockstep), `policy` (str), `settings` (str:
+the config's data keys; the whole config, with absolute paths, for the controller policy),
+`tiles_visited` (int64) and, for the controller policy, `world_model` (str: the SHA-256 of the
+controller, vision model and MDN-RNN files). Files are always read with allow_pickle=False.
 """
 
 import io

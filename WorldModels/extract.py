@@ -16,8 +16,6 @@ discarded and replaced by one with a new seed. Each file records its seeds and t
 described and left alone. With backend=ray the episodes run as Ray tasks.
 """
 
-import math
-import os
 import re
 import time
 from pathlib import Path
@@ -25,8 +23,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from agent import RECORDED, play_episodes
-from config import KEYS, config_values, parse_config, read_config_text, record_dir, settings_match, stage_folder
+from agent import RECORDED, limit_worker_threads, play_episodes
+from config import config_values, parse_config, read_config_text, record_dir, settings_match, stage_folder
 from env import driving_state, make_env, tiles_visited, track_tiles
 from episodes import EpisodeFileError, check_episode, episode_bytes, load_episode
 from errors import UserFacingError, exit_on_user_error
@@ -41,7 +39,8 @@ MAX_ATTEMPTS = 100  # tries to get one episode of at least min_frames before giv
 # extract_roundNN.config for later rounds); each episode file stores the whole config, so that it
 # can be regenerated from the file alone.
 DATA_KEYS = ("env_name", "max_frames", "min_frames", "full_episode", "extract_policy", "extract_brownian_dt",
-             "extract_linear_stdev", "extract_original_scale", "extract_controller", "extract_action_noise", "seed")
+             "extract_linear_stdev", "extract_original_scale", "extract_controller", "extract_action_noise",
+             "extract_batch_size", "seed")
 
 
 def episode_path(folder, index, round_number=0):
@@ -112,7 +111,7 @@ def play_rollouts(config, seeds, policy_factory=None):
             for row in range(len(seeds))]
 
 
-def collect_episodes(config, indices, policy_factory=None, policy_name=None, keep=None):
+def collect_episodes(config, indices, policy_factory=None, policy_name=None, keep=None, world_model=None):
     """Worker task: episodes `indices` of the config's round, as [(index, npz bytes, stats)] for the
     indices in `keep` (default: all).
 
@@ -120,13 +119,22 @@ def collect_episodes(config, indices, policy_factory=None, policy_name=None, kee
     Agent-driven episodes are played together, so an episode depends on its batch: a batch is always
     played whole (a rerun that needs one of its episodes plays them all and keeps that one), and each
     file records the seeds it was played with (batch_seeds), so regenerate_episode plays it again.
+    world_model: the controller policy's file fingerprint (check_controller_policy), recorded in each file.
     """
+    if config.extract_policy in AGENT_POLICIES and policy_factory is None:
+        limit_worker_threads(config)  # a worker process: share the cores with the other workers
     keep = set(indices if keep is None else keep)
     attempts, collected, pending = dict.fromkeys(indices, 0), [], list(indices)
     # what regenerate_episode needs: the data settings; a controller's episodes need its world model too
-    stored_keys = KEYS if config.extract_policy == "controller" else DATA_KEYS
-    settings = "\n".join(f"{key}={int(value) if isinstance(value, bool) else value}"
-                         for key, value in config_values(config).items() if key in stored_keys)
+    # (found from any working directory: absolute paths)
+    stored = config_values(config)
+    if config.extract_policy == "controller":
+        stored.update(results_dir=str(Path(config.results_dir).resolve()),
+                      extract_controller=str(controller_path(config).resolve()))
+    else:
+        stored = {key: value for key, value in stored.items() if key in DATA_KEYS}
+    settings = "\n".join(f"{key}={int(value) if isinstance(value, bool) else value}" for key, value in stored.items())
+    extra = {"world_model": world_model} if world_model is not None else {}
     while pending:
         seeds = [episode_seed(config.seed, index, attempts[index], config.extract_round) for index in pending]
         retry = []
@@ -142,7 +150,7 @@ def collect_episodes(config, indices, policy_factory=None, policy_name=None, kee
                                     episode["track_tiles"], speed=episode["speed"], on_road=episode["on_road"],
                                     seed=np.uint64(seed), batch_seeds=np.array(seeds, np.uint64),
                                     policy=policy_name or config.extract_policy, settings=settings,
-                                    tiles_visited=np.int64(episode["tiles_visited"]))
+                                    tiles_visited=np.int64(episode["tiles_visited"]), **extra)
             stats = {"frames": len(episode["obs"]), "reward": float(np.sum(episode["reward"])),
                      "discarded": attempts[index],
                      "coverage": episode["tiles_visited"] / max(episode["track_tiles"], 1)}
@@ -231,30 +239,46 @@ def describe_foreign(folder, paths):
 
 
 def check_controller_policy(config):
-    """Before any worker starts: the controller file fits the config and its world model is there."""
+    """Before any worker starts: the controller file fits the config and its world model is there.
+    Returns the SHA-256 of the controller, vision model and MDN-RNN files, one string (each episode
+    of the round records it)."""
     from evaluation import load_for_config
+    from files import file_sha256
     from memory import rnn_path
     from vision import model_path
 
     load_for_config(controller_path(config), config)
-    for path in (model_path(config, config.vision), rnn_path(config)):
+    paths = (controller_path(config), model_path(config, config.vision), rnn_path(config))
+    for path in paths[1:]:
         if not path.exists():
             raise UserFacingError(f"{path}: missing; the controller policy drives through the trained world model "
                                   f"of --vision {config.vision} (run its vision and memory stages first)")
+    return " ".join(file_sha256(path) for path in paths)
+
+
+def check_same_controller(folder, config, world_model):
+    """Refuse to add episodes to a round collected with another controller or world model."""
+    for path in sorted(folder.glob(episode_path(folder, 0, config.extract_round).name.replace("000000", "*"))):
+        try:
+            recorded = str(load_episode(path, keys=["world_model"])["world_model"])
+        except EpisodeFileError:
+            continue  # not readable or not ours: find_missing reports it
+        if recorded != world_model:
+            raise UserFacingError(f"{path} was collected with another controller or world model (the files' SHA-256 "
+                                  f"differ); collect into another --extract_round or --record_name")
+        return
 
 
 def batches(missing, config, policy_factory):
     """[(batch of episode indices, the missing ones among them)]: agent-driven policies play fixed
-    batches of up to agent_batch_size episodes (spread so every worker has work); the others play
-    one episode per task. The batches depend only on the config, so a rerun plays the same ones."""
+    batches of extract_batch_size episodes (0..b-1, b..2b-1, ...), so a rerun, or a run with more
+    episodes, plays the same batches; the others play one episode per task."""
     if policy_factory is not None or config.extract_policy not in AGENT_POLICIES:
         return [([index], [index]) for index in missing]
-    workers = config.num_workers or os.cpu_count() or 1
-    size = max(1, min(config.agent_batch_size, math.ceil(config.num_episodes / workers)))
-    groups = [list(range(start, min(start + size, config.num_episodes)))
-              for start in range(0, config.num_episodes, size)]
-    missing = set(missing)
-    return [(group, [index for index in group if index in missing]) for group in groups if missing & set(group)]
+    size, missing = config.extract_batch_size, set(missing)
+    starts = sorted({index - index % size for index in missing})
+    return [(list(range(start, min(start + size, config.num_episodes))),
+             sorted(index for index in missing if start <= index < start + size)) for start in starts]
 
 
 def extract(config, policy_factory=None, policy_name=None):
@@ -266,16 +290,16 @@ def extract(config, policy_factory=None, policy_name=None):
     """
     folder = record_dir(config)
     started = time.monotonic()
-    if policy_factory is None and config.extract_policy == "controller":
-        check_controller_policy(config)
+    foreign = foreign_episodes(folder)
+    if foreign and not _own_rounds(folder):  # another implementation's folder: describe it, write nothing
+        text = describe_foreign(folder, foreign)
+        print(text)
+        return {"record_dir": str(folder), "episodes_collected": 0, "foreign_episode_files": len(foreign), "text": text}
+    world_model = check_controller_policy(config) if policy_factory is None and config.extract_policy == "controller" \
+        else None
     with stage_folder(folder, config, round_script(config), DATA_KEYS) as folder:
-        foreign = foreign_episodes(folder)
-        if foreign and len(_own_rounds(folder)) == 1:  # only the config saved just now: the folder is not ours
-            (folder / f"{Path(round_script(config)).stem}.config").unlink()
-            text = describe_foreign(folder, foreign)
-            print(text)
-            return {"record_dir": str(folder), "episodes_collected": 0, "foreign_episode_files": len(foreign),
-                    "text": text}
+        if world_model is not None:
+            check_same_controller(folder, config, world_model)
         missing, existing_frames, moved = find_missing(folder, config.num_episodes, config.extract_round,
                                                        report=tqdm.write)
         round_text = f" of round {config.extract_round}" if config.extract_round else ""
@@ -284,7 +308,7 @@ def extract(config, policy_factory=None, policy_name=None):
               f"({config.backend} backend, num_workers={config.num_workers or 'all cores'})")
         totals = {"episodes": 0, "frames": 0, "reward": 0.0, "discarded": 0, "coverage": 0.0}
         collecting = time.monotonic()
-        tasks = [(config, group, policy_factory, policy_name, wanted)
+        tasks = [(config, group, policy_factory, policy_name, wanted, world_model)
                  for group, wanted in batches(missing, config, policy_factory)]
         with tqdm(total=len(missing), desc="extract", unit="episode", dynamic_ncols=True) as progress:
             for _, episodes in run_tasks(collect_episodes, tasks, config, report=tqdm.write,

@@ -125,7 +125,8 @@ def random_agent(config):
 
 
 def controller_path(config):
-    """The controller the `controller` policy drives with: extract_controller, or the config's best.json."""
+    """The controller the `controller` policy drives with: extract_controller, or the config's best.json
+    (<vision>/controller/, or controller_dream/ with dream_env=1)."""
     from evolution import controller_dir
 
     return Path(config.extract_controller) if config.extract_controller else controller_dir(config) / "best.json"
@@ -138,7 +139,7 @@ def exploration_agent(config):
     """(agent, the config it plays with, parameters(rng) -> one episode's controller parameters,
     action noise) of an agent-driven policy. The agent is built once per worker process (again when
     its files change)."""
-    from agent import limit_worker_threads, load_agent
+    from agent import load_agent
     from config import vision_dir
     from controller import num_parameters
     from evaluation import load_for_config
@@ -148,10 +149,9 @@ def exploration_agent(config):
     else:
         folder = vision_dir(config)
         files = [controller_path(config), folder / f"{config.vision}.keras", folder / "rnn.keras"]
-        key = tuple((str(file), file.stat().st_mtime_ns if file.exists() else None) for file in files)
+        key = (tuple((str(file), file.stat().st_mtime_ns if file.exists() else None) for file in files),
+               config.vision, config.z_size, config.rnn_size, config.controller_z)  # what load_agent reads
     if key not in _agents:
-        if not _agents:
-            limit_worker_threads(config)
         _agents.clear()
         _agents[key] = random_agent(config) if config.extract_policy == "original" else load_agent(config)
     if config.extract_policy == "original":

@@ -10,6 +10,7 @@ Outputs, under <results_dir>/<exp_name>/<env_name>/<vision>/:
 
 import hashlib
 import json
+import math
 
 import tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
 
@@ -90,7 +91,7 @@ def probe_steps(config, training, held_out):
     of validation_frames steps; None if some episode does not record speed and on_road."""
     if not all({"speed", "on_road"} <= set(info.keys) for info in training + held_out):
         return None
-    chosen = training[::max(1, len(training) // PROBE_EPISODES)]
+    chosen = training[::math.ceil(len(training) / PROBE_EPISODES)]
     return (load_steps([info.path for info in chosen], config.validation_frames, PROBE_KEYS),
             load_steps([info.path for info in held_out], config.validation_frames, PROBE_KEYS))
 

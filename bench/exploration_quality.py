@@ -36,7 +36,7 @@ import time
 
 import numpy as np
 
-from config import experiment_dir, parse_config, record_dir
+from config import experiment_dir, parse_config, read_config_file, record_dir, vision_dir
 from episodes import list_episodes, load_episode
 from extract import extract
 from memory import encode_series, load_rnn, one_step_frame_errors, rnn_path, train_memory
@@ -47,6 +47,7 @@ from vision_metrics import driving_probe
 
 SMOKE_CONFIG = Path(__file__).resolve().parents[1] / "WorldModels" / "configs" / "smoke.config"
 POLICIES = ("original", "brownian", "white", "linear")
+WORLD_MODEL_KEYS = ("z_size", "rnn_size", "rnn_num_mixture", "exp_mode", "state_space", "controller_z")
 ZOOM_STEPS = 50
 DEFAULTS = ["--results_dir", "results/bench/exploration", "--vae_batch_size", "32", "--vae_num_epoch", "8",
             "--validation_frames", "300", "--holdout_fraction", "0.1", "--rnn_size", "128", "--rnn_num_steps", "1600",
@@ -80,12 +81,18 @@ def collect(config, policy, test=False):
     if policy == "driver":
         extract(rollouts, policy_factory=pursuit_driver, policy_name="driver")
     elif policy == "controller":
-        # The controller drives through the world model of the given experiment: collect there, in a
-        # folder of its own, and copy the episodes to this policy's experiment.
-        there = type(config)(**{**vars(rollouts), "exp_name": config.exp_name, "results_dir": config.controller_results,
-                                "record_name": f"explore_{rollouts.record_name}"})
-        extract(there)
-        shutil.copytree(record_dir(there), record_dir(rollouts), dirs_exist_ok=True,
+        # The controller drives through the world model it was trained with: a copy of that world
+        # model (the experiment --exp_name in --controller_results, with its own sizes from its saved
+        # rnn_train.config) in a folder of the bench, where the episodes are collected.
+        source = type(config)(**{**vars(config), "results_dir": config.controller_results})
+        saved = read_config_file(vision_dir(source) / "rnn_train.config")
+        driving = type(config)(**{**vars(rollouts), "exp_name": "explore_controller_world_model",
+                                  **{key: saved[key] for key in WORLD_MODEL_KEYS}})
+        vision_dir(driving).mkdir(parents=True, exist_ok=True)
+        for name in (f"{config.vision}.keras", "rnn.keras"):
+            shutil.copy2(vision_dir(source) / name, vision_dir(driving) / name)
+        extract(driving)
+        shutil.copytree(record_dir(driving), record_dir(rollouts), dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns(".*"))
     else:
         extract(rollouts)

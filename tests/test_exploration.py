@@ -6,7 +6,7 @@ import argparse
 import numpy as np
 import pytest
 
-from agent import EXPLORATION_STREAM, NOISE_STREAM, controller_features
+from agent import NOISE_STREAM, controller_features
 from config import record_dir, vision_dir
 from controller import carracing_action, linear_actions, num_parameters, save_controller
 from episodes import list_episodes, load_episode
@@ -131,8 +131,18 @@ def test_on_policy_rounds_add_controller_episodes_to_the_record_folder(make_conf
     actions = load_episode(record_dir(config) / "round02_episode_000000.npz")["action"].astype(np.float32)
     assert np.all(actions >= [-1, 0, 0]) and np.all(actions <= 1)
     assert actions[:, 0].std() > 0.1, "exploration noise moves the steering"
-    # the noise comes from each episode's own stream, not from the others in its batch
-    assert EXPLORATION_STREAM != NOISE_STREAM
+    # the noise comes from each episode's own stream: played alone, episode 0 draws the same noise
+    # (its actions agree up to the networks' last bits, which differ with the batch)
+    seed = episode_seed(noisy.seed, 0, 0, 2)
+    alone = run_episode(noisy, seed)["action"]
+    np.testing.assert_allclose(alone[:5], actions[:5], atol=2e-3)
+
+    # The round was collected with this controller: a changed controller may not add to it.
+    parameters[:3] = [0.5, 2.0, -1.0]
+    save_controller(controller_dir(config) / "best.json", parameters, config)
+    more = round_config("--extract_action_noise", 0, "--num_episodes", 4)
+    with pytest.raises(UserFacingError, match="collected with another controller or world model"):
+        extract(more)
 
 
 def test_a_controller_of_another_world_model_is_refused(make_config):
@@ -186,6 +196,16 @@ def test_a_foreign_record_folder_trains_v_series_and_m_and_extract_leaves_it_alo
     series = load_series(config)
     assert sorted(series["episode"].tolist()) == before
     assert rnn_path(config).exists()
+
+    # A folder of our own rounds with a foreign file beside them is ours: extract adds what is missing.
+    mixed = make_config("--num_episodes", 2, "--max_frames", 10, "--min_frames", 5, "--num_workers", 1,
+                        "--extract_policy", "white", "--record_name", "mixed")
+    extract(mixed)
+    write_foreign_episodes(record_dir(mixed), 1, 10)
+    more = make_config("--num_episodes", 3, "--max_frames", 10, "--min_frames", 5, "--num_workers", 1,
+                       "--extract_policy", "white", "--record_name", "mixed")
+    assert not extracted(more)
+    assert extract(more)["episodes_collected"] == 1 and (record_dir(mixed) / "extract.config").exists()
 
     # More episodes arrive: V is not resumed on them, and the refusal says how to retrain.
     write_foreign_episodes(record_dir(config), 1, 20, seed=1)

@@ -141,11 +141,22 @@ KEYS = {
     "checkpoint_seconds": (positive_float, 600.0, "save a resumable checkpoint at least this often within an epoch"),
     # VAE/GAN (batch size, epochs, z_size and KL floor are the vae_* keys, so both train alike)
     "vaegan_learning_rate": (positive_float, 0.0003, "RMSProp learning rate of each network (the paper's)"),
-    "vaegan_gamma": (non_negative_float, 10.0, "weight of L_llike in the decoder's loss, against the GAN loss"),
-    "vaegan_pixel_weight": (non_negative_float, 0.1, "weight of a pixel loss added to encoder and decoder"),
+    "vaegan_gamma": (non_negative_float, 1e-5, "weight of L_llike in the decoder's loss, against the GAN loss "
+                     "(the authors' CelebA value)"),
+    "vaegan_pixel_weight": (non_negative_float, 0.0, "weight of a pixel loss added to encoder and decoder (not "
+                            "the paper's; 0 leaves it out)"),
     "vaegan_equilibrium": (positive_float, 0.68, "discriminator cross-entropy at balance (the authors' code)"),
     "vaegan_margin": (non_negative_float, 0.35, "skip updates when a cross-entropy leaves equilibrium +- margin"),
-    "vaegan_feature_layer": (_integer(1, 4), 3, "discriminator convolution whose output is Dis_l"),
+    "vaegan_feature_layer": (_integer(1, 4), 4, "discriminator convolution whose output is Dis_l (the authors': 4)"),
+    "vaegan_discriminator": (_choice("larsen", "strided"), "larsen", "larsen: the authors' (batch normalisation, "
+                             "a fully connected layer); strided: four plain stride-2 convolutions (this project's "
+                             "first)"),
+    "vaegan_discriminator_width": (_number(0.0, 1.0, low_inclusive=False), 1.0,
+                                   "scales the larsen discriminator's layer sizes (1: the authors')"),
+    "vaegan_real_label": (_number(0.5, 1.0, low_inclusive=False), 1.0, "discriminator's target for real frames "
+                          "(1: the paper's; 0.9: one-sided label smoothing)"),
+    "vaegan_generator_loss": (_choice("minimax", "non_saturating"), "minimax",
+                              "decoder's GAN term: minimax -L_GAN (the paper's) or non_saturating -log Dis(fake)"),
     # memory (M)
     "rnn_num_steps": (positive_int, 4000, "training steps"),
     "rnn_max_seq_len": (positive_int, 1000, "length of the training sequences"),

@@ -7,12 +7,15 @@ Evaluates every trained model (vae, vaegan) on validation_frames frames spread o
 episodes, prints one table and writes <vision>/vision_metrics.json. Sharpness is the variance of
 the Laplacian of the reconstructions over that of the real frames (1.0: as sharp as the frames).
 The probe (vision_metrics.driving_probe) is fitted on training frames and scored on the held-out
-ones; it needs episodes that record speed and on_road (extract.py writes them).
+ones; it needs episodes that record speed and on_road (extract.py writes them). Where a vision
+model's MDN-RNN is trained, its one-step predictions, decoded, are scored against the real next
+frames of held-out episodes (memory.prediction_pixel_errors): comparable across vision models.
 """
 
-from config import parse_config
+from config import for_vision, parse_config
 from errors import exit_on_user_error
-from vision import evaluate_vision
+from memory import prediction_pixel_errors
+from vision import evaluate_vision, load_vision_model, model_path
 
 
 def format_table(results):
@@ -27,8 +30,17 @@ def format_table(results):
 
 
 def main(argv=None):
-    results = evaluate_vision(parse_config(argv, description=__doc__.split("\n\n")[0]))
+    config = parse_config(argv, description=__doc__.split("\n\n")[0])
+    results = evaluate_vision(config)
     print(format_table(results))
+    for vision in results:
+        vision_config = for_vision(config, vision)
+        errors = prediction_pixel_errors(vision_config, load_vision_model(model_path(vision_config, vision)))
+        if errors is not None:
+            results[vision]["prediction_errors"] = errors
+            print(f"{vision}: MDN-RNN one-step predictions decoded, pixel MSE on held-out episodes "
+                  f"{errors['rnn']:.5f} (copying the last frame: {errors['copy_last']:.5f}; the vision model's "
+                  f"reconstructions: {errors['reconstruction']:.5f})")
     return results
 
 

@@ -295,6 +295,27 @@ def one_step_frame_errors(vision_model, rnn, frames, actions, batch_size=256):
             "copy_last": errors(images[:-1])}
 
 
+PREDICTION_EPISODES = 20  # held-out episodes the pixel error of the one-step predictions is averaged over
+
+
+def prediction_pixel_errors(config, vision_model):
+    """Means of one_step_frame_errors ("rnn", "reconstruction", "copy_last") over the first
+    PREDICTION_EPISODES held-out episodes of the config's series, with the config's MDN-RNN and the
+    given vision model: the measure that compares world models with different latent spaces.
+    None if the MDN-RNN is not trained on the current series."""
+    if not memory_trained(config):
+        return None
+    series, rnn = load_series(config), load_rnn(rnn_path(config))
+    sums = {"rnn": [], "reconstruction": [], "copy_last": []}
+    for name in series["episode"][series["held_out"]][:PREDICTION_EPISODES]:
+        episode = load_episode(record_dir(config) / str(name), keys=["obs", "action"])
+        errors = one_step_frame_errors(vision_model, rnn, episode["obs"][:config.max_frames],
+                                       episode["action"][:config.max_frames])
+        for key in sums:
+            sums[key].append(errors[key])
+    return {key: float(np.mean(np.concatenate(values))) for key, values in sums.items()}
+
+
 def _prediction_figures(config, series, held_out, folder):
     """PredictionFigures for the first held-out episode (frames from record/)."""
     index = int(np.flatnonzero(held_out)[0])

@@ -22,7 +22,7 @@ from errors import UserFacingError
 from evaluation import best_evaluated
 from evolution import controller_dir, controller_trained, training_curve
 from files import write_json_atomic, write_text_atomic
-from memory import memory_trained
+from memory import memory_trained, prediction_pixel_errors
 from plots import image_rows, save_figure
 from vision import (
     VISIONS,
@@ -85,6 +85,7 @@ def _column(config, model, frames, probe):
     Only outputs that are complete for the current config fill cells; the others show MISSING."""
     metrics = vision_metrics(model, frames, probe)
     memory = _read_json(vision_dir(config) / "memory_metrics.json") if memory_trained(config) else None
+    predictions = prediction_pixel_errors(config, model)
     folder = controller_dir(config)
     trained = controller_trained(config)
     best, log = (_read_json(folder / "best.json"), _read_json(folder / "log.json")) if trained else (None, None)
@@ -98,6 +99,8 @@ def _column(config, model, frames, probe):
         "reconstruction MSE (held-out frames)": f"{metrics['mse']:.5f}",
         "SSIM": f"{metrics['ssim']:.3f}",
         "sharpness (1.0 = as sharp as the frames)": f"{metrics['sharpness']:.3f}",
+        "diversity of reconstructions / of prior samples (1.0 = as varied as the frames; ~0: collapsed)": (
+            f"{metrics['diversity']:.3f} / {metrics['prior_diversity']:.3f}"),
         "z -> speed: linear probe R² (held-out frames)": (f"{metrics['speed_r2']:.3f}" if "speed_r2" in metrics
                                                           else "no speed in the episodes"),
         "z -> on the road: probe accuracy (always the majority)": (
@@ -105,6 +108,9 @@ def _column(config, model, frames, probe):
             else "no on_road in the episodes"),
         "MDN-RNN held-out NLL per latent dimension": f"{memory['val_z_nll']:.4f}" if memory else MISSING,
         "baseline z(t+1) = mu(t), same NLL": f"{memory['val_baseline_nll']:.4f}" if memory else MISSING,
+        "MDN-RNN one-step prediction decoded, pixel MSE on held-out episodes (comparable across visions)": (
+            f"{predictions['rnn']:.5f}" if predictions else MISSING),
+        "the same, copying the last frame": f"{predictions['copy_last']:.5f}" if predictions else MISSING,
         "controller score (real episodes)": (f"{evaluation['mean']:.1f} ± {evaluation['std']:.1f} "
                                              f"({evaluation['episodes']} episodes)" if evaluation else MISSING),
         "best controller: generation (0 = the initial mean) of all run": (f"{best['generation']} of {len(log)}"

@@ -28,7 +28,7 @@ from plots import image_rows, save_figure
 from vae.layers import rename_legacy_decoder_layers
 from vae.vae import ConvVAE
 from vaegan.vaegan import VAEGAN
-from vision_metrics import as_uint8, driving_probe, evaluate_reconstructions
+from vision_metrics import as_uint8, diversity_ratio, driving_probe, evaluate_reconstructions
 
 VISIONS = ("vae", "vaegan")
 WEIGHT_UPGRADES = (rename_legacy_decoder_layers,)  # models and checkpoints saved by earlier versions still load
@@ -37,7 +37,8 @@ FIGURE_FRAMES = 8
 SETTINGS = {
     "vae": ("z_size", "vae_kl_tolerance", "vae_batch_size", "vae_learning_rate", "holdout_fraction", "seed"),
     "vaegan": ("z_size", "vae_kl_tolerance", "vae_batch_size", "holdout_fraction", "seed", "vaegan_learning_rate",
-               "vaegan_gamma", "vaegan_pixel_weight", "vaegan_equilibrium", "vaegan_margin", "vaegan_feature_layer"),
+               "vaegan_gamma", "vaegan_pixel_weight", "vaegan_equilibrium", "vaegan_margin", "vaegan_feature_layer",
+               "vaegan_discriminator", "vaegan_discriminator_width", "vaegan_generator_loss", "vaegan_real_label"),
 }
 
 
@@ -54,7 +55,10 @@ def build_vision_model(config, vision):
     else:
         model = VAEGAN(config.z_size, config.vae_kl_tolerance, gamma=config.vaegan_gamma,
                        pixel_weight=config.vaegan_pixel_weight, equilibrium=config.vaegan_equilibrium,
-                       margin=config.vaegan_margin, feature_layer=config.vaegan_feature_layer, seed=config.seed)
+                       margin=config.vaegan_margin, feature_layer=config.vaegan_feature_layer,
+                       discriminator=config.vaegan_discriminator, discriminator_width=config.vaegan_discriminator_width,
+                       generator_loss=config.vaegan_generator_loss, real_label=config.vaegan_real_label,
+                       seed=config.seed)
         model.build()
         model.compile(*(keras.optimizers.RMSprop(config.vaegan_learning_rate) for _ in range(3)))
     return model
@@ -82,6 +86,7 @@ def held_out_frames(config):
     return training, held_out, load_frames([info.path for info in held_out], config.validation_frames)
 
 
+PRIOR_SAMPLES = 64  # decoded prior samples whose diversity is measured (a collapsed decoder draws one picture)
 PROBE_EPISODES = 100  # the driving probe is fitted on frames of at most this many training episodes
 PROBE_KEYS = ("obs", "speed", "on_road")
 
@@ -97,8 +102,12 @@ def probe_steps(config, training, held_out):
 
 
 def vision_metrics(model, validation_frames, probe):
-    """evaluate_reconstructions on the held-out frames, plus the driving probe when `probe` (probe_steps) is given."""
+    """evaluate_reconstructions on the held-out frames, the diversity of PRIOR_SAMPLES decoded prior
+    samples (seeded) against the frames', and the driving probe when `probe` (probe_steps) is given."""
     metrics = evaluate_reconstructions(model, validation_frames)
+    prior_z = np.random.default_rng(0).standard_normal((PRIOR_SAMPLES, model.z_size)).astype("float32")
+    metrics["prior_diversity"] = diversity_ratio(validation_frames.astype("float32") / 255.0,
+                                                 model.decode(prior_z).numpy())
     if probe is not None:
         def latent_means(frames):
             return np.concatenate([model.encode(frames[start:start + 256].astype("float32") / 255.0)[0].numpy()

@@ -1,5 +1,5 @@
-"""How vision models are judged: reconstruction MSE, SSIM and sharpness on held-out frames, and
-what the latent code knows about driving.
+"""How vision models are judged: reconstruction MSE, SSIM, sharpness and diversity on held-out
+frames, and what the latent code knows about driving.
 
 Sharpness is the variance of the Laplacian (an edge detector) of the reconstructions divided by
 that of the real frames: 1.0 is as sharp as the real frames, a blurry reconstruction scores below.
@@ -53,16 +53,25 @@ def evaluate_reconstructions(model, frames, batch_size=100):
     model: a vision model whose call(frames) reconstructs from the latent mean.
     frames: uint8 (N, 64, 64, 3). Returns a dict of floats and the frame count.
     """
-    squared_error, ssim, sharpness = 0.0, 0.0, SharpnessRatio()
+    squared_error, ssim, sharpness, reconstructed = 0.0, 0.0, SharpnessRatio(), []
     for start in range(0, len(frames), batch_size):
         batch = tf.convert_to_tensor(frames[start:start + batch_size], tf.float32) / 255.0
         reconstructions = model(batch, training=False)
         squared_error += float(tf.reduce_sum(tf.reduce_mean(tf.square(batch - reconstructions), axis=[1, 2, 3])))
         ssim += float(tf.reduce_sum(tf.image.ssim(batch, reconstructions, max_val=1.0)))
         sharpness.update_state(batch, reconstructions)
+        reconstructed.append(np.asarray(reconstructions))
     count = len(frames)
     return {"mse": squared_error / count, "ssim": ssim / count, "sharpness": float(sharpness.result()),
+            "diversity": diversity_ratio(np.asarray(frames, np.float32) / 255.0, np.concatenate(reconstructed)),
             "frames": int(count)}
+
+
+def diversity_ratio(frames, images):
+    """How much `images` differ from one another, against the frames: the variance of each pixel across
+    the images, averaged over pixels, over the same for the frames. A collapsed model, which draws one
+    picture whatever its input, scores near 0; reconstructions as varied as the frames score 1."""
+    return float(np.mean(np.var(images, axis=0)) / np.mean(np.var(frames, axis=0)))
 
 
 def linear_probe(train_features, train_targets, test_features, ridge=1.0):

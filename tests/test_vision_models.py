@@ -32,9 +32,10 @@ def test_network_shapes_follow_world_models():
     images = decoder(tf.zeros((5, 32)))
     assert images.shape == (5, 64, 64, 3) and images.dtype == tf.float32
     assert float(tf.reduce_min(images)) >= 0.0 and float(tf.reduce_max(images)) <= 1.0
-    features, logit = build_discriminator(feature_layer=3)(frames(5))
+    features, logit = build_discriminator("strided", feature_layer=3)(frames(5))
     assert features.shape == (5, 6, 6, 128) and logit.shape == (5, 1)
-    assert build_discriminator(feature_layer=2)(frames(1))[0].shape == (1, 14, 14, 64)
+    assert build_discriminator("strided", feature_layer=2)(frames(1))[0].shape == (1, 14, 14, 64)
+    assert build_discriminator(feature_layer=2)(frames(1))[0].shape == (1, 32, 32, 128)
 
 
 # -- losses against numpy ---------------------------------------------------------------------
@@ -62,6 +63,10 @@ def test_discriminator_costs_are_binary_cross_entropies():
     real_cost, fake_cost = real_and_fake_costs(tf.constant(real_logits), tf.constant(fake_logits))
     np.testing.assert_allclose(real_cost, -np.mean(np.log(sigmoid(real_logits))), rtol=1e-6)
     np.testing.assert_allclose(fake_cost, -np.mean(np.log(1 - sigmoid(fake_logits))), rtol=1e-6)
+    smoothed, _ = real_and_fake_costs(tf.constant(real_logits), tf.constant(fake_logits), real_label=0.9)
+    probability = sigmoid(real_logits)
+    np.testing.assert_allclose(smoothed, -np.mean(0.9 * np.log(probability) + 0.1 * np.log(1 - probability)),
+                               rtol=1e-6)
 
 
 @pytest.mark.parametrize("real_cost, fake_cost, update_discriminator, update_decoder", [
@@ -95,7 +100,9 @@ def test_laplacian_variance_and_sharpness_against_numpy():
 # -- the VAE/GAN's gradient routing -----------------------------------------------------------
 
 def small_vaegan(**settings):
-    model = VAEGAN(z_size=4, kl_tolerance=0.0, seed=0, **{"gamma": 0.5, "pixel_weight": 0.01, **settings})
+    """The authors' discriminator at a quarter of its width (the same layers and normalisation)."""
+    model = VAEGAN(z_size=4, kl_tolerance=0.0, seed=0, **{"gamma": 0.5, "pixel_weight": 0.01,
+                                                           "discriminator_width": 0.25, **settings})
     model.build()
     model.compile(*(keras.optimizers.RMSprop(1e-3) for _ in range(3)))
     return model
@@ -117,8 +124,10 @@ def assert_gradients_close(actual, expected):
         np.testing.assert_allclose(a.numpy(), e.numpy(), rtol=2e-3, atol=1e-6)
 
 
-def test_each_network_gets_exactly_the_gradient_of_its_own_loss():
-    model, inputs = small_vaegan(), routing_inputs()
+@pytest.mark.parametrize("settings", [{}, {"generator_loss": "non_saturating"}, {"real_label": 0.9},
+                                      {"discriminator": "strided", "feature_layer": 3}])
+def test_each_network_gets_exactly_the_gradient_of_its_own_loss(settings):
+    model, inputs = small_vaegan(**settings), routing_inputs()
     losses, gradients = model.losses_and_gradients(*inputs)
     # encoder: L_prior + L_llike (+ pixel); decoder: gamma L_llike - L_GAN (+ pixel); discriminator: L_GAN
     assert_gradients_close(gradients["encoder"], naive_gradient(model, "encoder", model.encoder, inputs))
@@ -150,6 +159,57 @@ def test_the_discriminator_is_not_trained_on_the_feature_loss():
     assert_gradients_close(high_gradients["discriminator"], low_gradients["discriminator"])
     assert_gradients_close(high_gradients["encoder"], low_gradients["encoder"])
     assert not np.allclose(high_gradients["decoder"][0].numpy(), low_gradients["decoder"][0].numpy(), rtol=1e-3)
+
+
+@pytest.mark.parametrize("architecture, feature_layer", [("larsen", 4), ("larsen", 2), ("strided", 3)])
+def test_the_discriminator_never_gets_the_feature_loss(architecture, feature_layer):
+    """L_llike does move the discriminator's layers up to Dis_l, so a routing that let it into the
+    discriminator's update would change that update: its gradient must be L_GAN's alone."""
+    model = small_vaegan(discriminator=architecture, feature_layer=feature_layer)
+    inputs = routing_inputs()
+    _, gradients = model.losses_and_gradients(*inputs)
+    with tf.GradientTape(persistent=True) as tape:
+        losses, _ = model.compute_losses(*inputs, training=True)
+    variables = model.discriminator.trainable_variables
+    gan = tape.gradient(losses["discriminator"], variables)
+    llike = [tf.zeros_like(gradient) if other is None else other  # layers after Dis_l: no gradient
+             for gradient, other in zip(gan, tape.gradient(losses["llike_loss"], variables), strict=True)]
+    kernel = model.discriminator.get_layer("conv1").kernel
+    first = next(index for index, variable in enumerate(variables) if variable is kernel)
+    assert float(tf.norm(llike[first])) > 0.01 * float(tf.norm(gan[first])), "L_llike reaches the discriminator"
+    assert_gradients_close(gradients["discriminator"], gan)
+    mixed = [gan_part + llike_part for gan_part, llike_part in zip(gan, llike, strict=True)]
+    assert not np.allclose(gradients["discriminator"][first].numpy(), mixed[first].numpy(), rtol=1e-3, atol=1e-6)
+
+
+def test_the_discriminator_is_the_authors():
+    """andersbll/autoencoding_beyond_pixels, architectures.img64x64: conv 5x5 32 (stride 1) + ReLU; conv
+    5x5 stride 2 of 128, 256, 256, each + batch norm + ReLU; fully connected 512 + batch norm + ReLU;
+    the real/fake output. Dis_l: the fourth convolution's output (8 x 8 x 256)."""
+    discriminator = build_discriminator()
+    convolutions = [discriminator.get_layer(f"conv{index}") for index in range(1, 5)]
+    assert [layer.filters for layer in convolutions] == [32, 128, 256, 256]
+    assert [layer.kernel_size for layer in convolutions] == [(5, 5)] * 4
+    assert [layer.strides for layer in convolutions] == [(1, 1), (2, 2), (2, 2), (2, 2)]
+    assert all(layer.padding == "same" for layer in convolutions)
+    norms = [layer for layer in discriminator.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert [layer.name for layer in norms] == ["norm2", "norm3", "norm4", "norm_dense"]
+    assert all(layer.momentum == 0.9 and layer.epsilon == 1e-6 for layer in norms)
+    assert discriminator.get_layer("dense").units == 512 and discriminator.get_layer("logit").units == 1
+    features, logits = discriminator(tf.zeros((2, 64, 64, 3)))
+    assert features.shape == (2, 8, 8, 256) and logits.shape == (2, 1)
+    assert build_discriminator(width=0.25).get_layer("conv4").filters == 64
+    old = build_discriminator("strided", feature_layer=3)
+    assert old(tf.zeros((1, 64, 64, 3)))[0].shape == (1, 6, 6, 128)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in old.layers)
+
+
+def test_a_model_saved_with_the_first_discriminator_loads_with_it():
+    model = small_vaegan(discriminator="strided", feature_layer=3)
+    config = model.get_config()
+    del config["discriminator"], config["discriminator_width"], config["generator_loss"]  # as saved before
+    loaded = VAEGAN.from_config(config)
+    assert loaded.architecture == "strided" and loaded.generator_loss == "minimax"
 
 
 @pytest.mark.parametrize("equilibrium, discriminator_moves, decoder_moves", [
@@ -232,6 +292,13 @@ def test_evaluate_reconstructions_of_a_perfect_model():
     metrics = evaluate_reconstructions(Identity(), data, batch_size=2)
     assert metrics["mse"] == pytest.approx(0.0, abs=1e-12) and metrics["ssim"] == pytest.approx(1.0, abs=1e-5)
     assert metrics["sharpness"] == pytest.approx(1.0, rel=1e-5) and metrics["frames"] == 5
+    assert metrics["diversity"] == pytest.approx(1.0, rel=1e-5)
+
+    class Collapsed(keras.Model):  # one picture whatever the input
+        def call(self, images, training=False):
+            return tf.zeros_like(images) + 0.5
+
+    assert evaluate_reconstructions(Collapsed(), data)["diversity"] == 0.0
 
 
 def test_sample_latent_is_the_reparameterisation():

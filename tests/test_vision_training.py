@@ -68,8 +68,8 @@ def test_vae_training_writes_model_log_figures_and_metrics(tiny):
     assert {"loss", "kl_loss", "reconstruction_loss", "val_loss", "val_sharpness"} <= set(log_rows(config, "vae")[0])
     assert (folder / "figures" / "reconstructions_epoch_001.png").stat().st_size > 1000
     assert json.loads((folder / "vision_metrics.json").read_text()) == metrics
-    assert set(metrics) == {"vision", "mse", "ssim", "sharpness", "frames", "speed_r2", "on_road_accuracy",
-                            "on_road_majority"} and metrics["frames"] == 16
+    assert set(metrics) == {"vision", "mse", "ssim", "sharpness", "diversity", "prior_diversity", "frames",
+                            "speed_r2", "on_road_accuracy", "on_road_majority"} and metrics["frames"] == 16
     assert 0.0 <= metrics["on_road_accuracy"] <= 1.0 and np.isfinite(metrics["speed_r2"])
     assert (folder / "vae_train.config").exists() and (folder / "tensorboard").is_dir()
     assert not list(folder.rglob(".*.tmp*")), "no temporary file may be left behind"

@@ -20,6 +20,10 @@ loss is -L_GAN: it fools the discriminator by maximising the cross-entropy the d
 minimises. That makes the decoder's GAN gradient the negated gradient of the discriminator's own
 loss with respect to the fake frames, so one backward pass through the discriminator serves both
 (see losses_and_gradients; the tests check it against each network's loss differentiated alone).
+generator_loss="non_saturating" replaces -L_GAN by -mean log Dis(x_fake), an option for when the
+discriminator wins early. gamma's default, 1e-5, is the authors' CelebA weight (their
+recon_vs_gan_weight; their decoder's update is 1e-5 * L_llike's gradient - 0.99999 * L_GAN's), with
+L_llike summed over Dis_l's features and both losses averaged over the batch, as here.
 
 Balance, from the authors' code: with real_cost = -mean log Dis(x) and fake_cost =
 -mean log(1 - Dis(fake)), the discriminator's update is skipped when either cost falls below
@@ -27,9 +31,12 @@ equilibrium - margin (it is winning too easily), and the decoder's when either r
 equilibrium + margin (the discriminator is too weak to teach it); if both would be skipped, both
 run. equilibrium 0.68 is about ln 2, the cost of a discriminator that cannot tell.
 
-The discriminator mirrors the encoder (four stride-2 convolutions, ReLU as the authors), so a VAE/GAN step
-costs a small multiple of a VAE step; Dis_l is the output of convolution `feature_layer`
-(before its activation, as the authors take it).
+The discriminator (build_discriminator) is the authors' by default: batch normalisation and a fully
+connected layer, Dis_l at its fourth convolution (8 x 8 x 256 features). It costs ~875 MFLOP per
+frame forward, ~4x the whole VAE, and sees three frames per training frame, so a VAE/GAN step is
+tens of VAE steps on a CPU; discriminator_width scales it down for small machines. The first
+discriminator of this project ("strided": four stride-2 convolutions, no normalisation) stays
+selectable and is what models saved before this change load with.
 """
 
 import tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
@@ -49,11 +56,26 @@ def feature_distance(real_features, reconstruction_features):
     return 0.5 * tf.reduce_sum(tf.square(difference), axis=-1)
 
 
-def real_and_fake_costs(real_logits, fake_logits):
-    """(-mean log Dis(x), -mean log(1 - Dis(x_fake))): the discriminator's two cross-entropies."""
-    real_cost = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(real_logits), real_logits))
+def real_and_fake_costs(real_logits, fake_logits, real_label=1.0):
+    """(-mean log Dis(x), -mean log(1 - Dis(x_fake))): the discriminator's two cross-entropies. With
+    real_label < 1 (one-sided label smoothing, Salimans et al. 2016) real frames are scored against
+    that target instead of 1."""
+    targets = tf.fill(tf.shape(real_logits), tf.cast(real_label, real_logits.dtype))
+    real_cost = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(targets, real_logits))
     fake_cost = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.zeros_like(fake_logits), fake_logits))
     return real_cost, fake_cost
+
+
+GENERATOR_LOSSES = ("minimax", "non_saturating")
+
+
+def generator_gan_loss(fake_logits, gan_loss, kind):
+    """The decoder's GAN term: minimax, -L_GAN (the paper's and the authors'); or non_saturating,
+    -mean log Dis(x_fake) (Goodfellow et al.'s alternative, whose gradient does not vanish when the
+    discriminator wins)."""
+    if kind == "minimax":
+        return -gan_loss
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(fake_logits), fake_logits))
 
 
 def equilibrium_updates(real_cost, fake_cost, equilibrium, margin):
@@ -66,15 +88,46 @@ def equilibrium_updates(real_cost, fake_cost, equilibrium, margin):
 
 # -- the discriminator ------------------------------------------------------------------------
 
-def build_discriminator(feature_layer=3):
-    """frames (batch, 64, 64, 3) -> [Dis_l features, real/fake logit (batch, 1)]."""
+DISCRIMINATORS = ("larsen", "strided")
+BATCH_NORM = {"momentum": 0.9, "epsilon": 1e-6}  # the authors' batch normalisation settings
+
+
+def build_discriminator(architecture="larsen", feature_layer=4, width=1.0):
+    """frames (batch, 64, 64, 3) -> [Dis_l features, real/fake logit (batch, 1)].
+
+    larsen: the authors' 64x64 discriminator (andersbll/autoencoding_beyond_pixels, img64x64): a 5x5
+        convolution of 32 filters (stride 1) and ReLU; three 5x5 stride-2 convolutions of 128, 256
+        and 256 filters, each with batch normalisation and ReLU; a fully connected layer of 512 with
+        batch normalisation and ReLU; the logit. `width` scales every layer's size (1.0: theirs).
+    strided: four 4x4 stride-2 "valid" convolutions (32, 64, 128, 256) with ReLU and the logit, no
+        normalisation and no fully connected layer (this project's first VAE/GAN; kept so its models
+        load and for comparison).
+    Dis_l is the output of convolution `feature_layer` (1-4), before its normalisation and activation,
+    where the authors take it (their recon_depth=9 is the fourth convolution).
+    """
+    if architecture not in DISCRIMINATORS:
+        raise ValueError(f"unknown discriminator {architecture!r}; expected one of {', '.join(DISCRIMINATORS)}")
     frames = keras.Input(FRAME_SHAPE, name="frames")
     hidden, features = frames, None
-    for index, filters in enumerate((32, 64, 128, 256), start=1):
-        hidden = layers.Conv2D(filters, 4, strides=2, name=f"conv{index}")(hidden)
-        if index == feature_layer:
-            features = hidden
+    if architecture == "strided":
+        for index, filters in enumerate((32, 64, 128, 256), start=1):
+            hidden = layers.Conv2D(filters, 4, strides=2, name=f"conv{index}")(hidden)
+            features = hidden if index == feature_layer else features
+            hidden = layers.ReLU()(hidden)
+    else:
+        def size(units):
+            return max(1, round(units * width))
+
+        hidden = layers.Conv2D(size(32), 5, padding="same", name="conv1")(hidden)
+        features = hidden if feature_layer == 1 else None
         hidden = layers.ReLU()(hidden)
+        for index, filters in enumerate((128, 256, 256), start=2):
+            hidden = layers.Conv2D(size(filters), 5, strides=2, padding="same", use_bias=False,
+                                   name=f"conv{index}")(hidden)
+            features = hidden if index == feature_layer else features
+            hidden = layers.ReLU()(layers.BatchNormalization(**BATCH_NORM, name=f"norm{index}")(hidden))
+        hidden = layers.Dense(size(512), use_bias=False, name="dense")(layers.Flatten()(hidden))
+        hidden = layers.ReLU()(layers.BatchNormalization(**BATCH_NORM, name="norm_dense")(hidden))
     logit = layers.Dense(1, name="logit")(layers.Flatten()(hidden))
     return keras.Model(frames, [features, logit], name="discriminator")
 
@@ -91,12 +144,16 @@ class VAEGAN(ConvVAE):
     TRACKED = ("loss", "kl_loss", "llike_loss", "pixel_mse", "discriminator_loss", "real_accuracy",
                "fake_accuracy", "discriminator_updates", "decoder_updates")
 
-    def __init__(self, z_size=32, kl_tolerance=0.5, gamma=10.0, pixel_weight=0.1, equilibrium=0.68,
-                 margin=0.35, feature_layer=3, seed=None, **kwargs):
+    def __init__(self, z_size=32, kl_tolerance=0.5, gamma=1e-5, pixel_weight=0.0, equilibrium=0.68,
+                 margin=0.35, feature_layer=4, discriminator="larsen", discriminator_width=1.0,
+                 generator_loss="minimax", real_label=1.0, seed=None, **kwargs):
         super().__init__(z_size=z_size, kl_tolerance=kl_tolerance, seed=seed, **kwargs)
+        if generator_loss not in GENERATOR_LOSSES:
+            raise ValueError(f"unknown generator_loss {generator_loss!r}; expected one of {GENERATOR_LOSSES}")
         self.gamma, self.pixel_weight, self.feature_layer = gamma, pixel_weight, feature_layer
-        self.equilibrium, self.margin = equilibrium, margin
-        self.discriminator = build_discriminator(feature_layer)
+        self.equilibrium, self.margin, self.generator_loss = equilibrium, margin, generator_loss
+        self.architecture, self.discriminator_width, self.real_label = discriminator, discriminator_width, real_label
+        self.discriminator = build_discriminator(discriminator, feature_layer, discriminator_width)
 
     def build(self, input_shape=(None, *FRAME_SHAPE)):
         super().build(input_shape)
@@ -114,29 +171,32 @@ class VAEGAN(ConvVAE):
 
     def compute_losses(self, frames, noise, prior_z, training=False):
         """Every loss of the module docstring, and (reconstructions, prior samples), for frames,
-        latent noise and prior latents z_p."""
+        latent noise and prior latents z_p. The discriminator sees the three in one batch, as in the
+        authors' code (its batch normalisation then normalises real and fake frames together)."""
         mu, logvar = self.encode(frames, training=training)
         reconstructions = self.decode(sample_latent(mu, logvar, noise), training=training)
         samples = self.decode(prior_z, training=training)
-        real_features, real_logits = self.discriminator(frames, training=training)
-        reconstruction_features, reconstruction_logits = self.discriminator(reconstructions, training=training)
-        _, sample_logits = self.discriminator(samples, training=training)
+        features, logits = self.discriminator(tf.concat([frames, reconstructions, samples], axis=0),
+                                              training=training)
+        real_features, reconstruction_features, _ = tf.split(features, 3)
+        real_logits, reconstruction_logits, sample_logits = tf.split(logits, 3)
         fake_logits = tf.concat([reconstruction_logits, sample_logits], axis=0)
 
         kl_loss = tf.reduce_mean(floored_kl(mu, logvar, self.kl_tolerance))
         llike_loss = tf.reduce_mean(feature_distance(real_features, reconstruction_features))
         pixel_loss = tf.reduce_mean(squared_error(frames, reconstructions))
-        real_cost, fake_cost = real_and_fake_costs(real_logits, fake_logits)
-        gan_loss = real_cost + fake_cost
+        real_cost, fake_cost = real_and_fake_costs(real_logits, fake_logits)  # what the equilibrium rule reads
+        gan_loss = real_and_fake_costs(real_logits, fake_logits, self.real_label)[0] + fake_cost
+        fooling_loss = generator_gan_loss(fake_logits, gan_loss, self.generator_loss)
         losses = {
             # each network's own objective
             "encoder": kl_loss + llike_loss + self.pixel_weight * pixel_loss,
-            "decoder": self.gamma * llike_loss - gan_loss + self.pixel_weight * pixel_loss,
+            "decoder": self.gamma * llike_loss + fooling_loss + self.pixel_weight * pixel_loss,
             "discriminator": gan_loss,
             # what is logged, and what the equilibrium rule reads
             "loss": kl_loss + llike_loss, "kl_loss": kl_loss, "llike_loss": llike_loss, "pixel_loss": pixel_loss,
             "pixel_mse": pixel_mse(frames, reconstructions), "discriminator_loss": gan_loss,
-            "real_cost": real_cost, "fake_cost": fake_cost,
+            "real_cost": real_cost, "fake_cost": fake_cost, "generator_gan_loss": fooling_loss,
             "real_accuracy": tf.reduce_mean(tf.cast(real_logits > 0, tf.float32)),
             "fake_accuracy": tf.reduce_mean(tf.cast(fake_logits < 0, tf.float32)),
         }
@@ -151,17 +211,25 @@ class VAEGAN(ConvVAE):
         with tf.GradientTape(persistent=True) as tape:
             losses, (reconstructions, samples) = self.compute_losses(frames, noise, prior_z, training=True)
         discriminator_variables = self.discriminator.trainable_variables
+        fakes, zero = [reconstructions, samples], tf.UnconnectedGradients.ZERO
         # L_GAN once: the discriminator's own gradient, and how the fake frames move it.
         *discriminator_gradients, gan_wrt_reconstructions, gan_wrt_samples = tape.gradient(
-            losses["discriminator"], [*discriminator_variables, reconstructions, samples])
-        # How L_llike and the pixel loss move the reconstructions (not the discriminator: not its loss).
-        llike_wrt_reconstructions, pixel_wrt_reconstructions = (
-            tape.gradient(losses[name], reconstructions) for name in ("llike_loss", "pixel_loss"))
-        pixel_term = self.pixel_weight * pixel_wrt_reconstructions
-        decoder_gradients = tape.gradient(  # gamma * L_llike - L_GAN (+ pixel), through the decoder
-            [reconstructions, samples], self.decoder.trainable_variables,
-            output_gradients=[self.gamma * llike_wrt_reconstructions - gan_wrt_reconstructions + pixel_term,
-                              -gan_wrt_samples])
+            losses["discriminator"], [*discriminator_variables, *fakes])
+        # The decoder's GAN term: minimax is -L_GAN, whose gradient is the one just taken, negated;
+        # the non-saturating loss needs its own pass through the discriminator.
+        if self.generator_loss == "minimax":
+            fooling_wrt = [-gan_wrt_reconstructions, -gan_wrt_samples]
+        else:
+            fooling_wrt = tape.gradient(losses["generator_gan_loss"], fakes, unconnected_gradients=zero)
+        # How L_llike and the pixel loss move the fake frames (not the discriminator: not its loss).
+        # With batch normalisation, Dis_l of a reconstruction depends on the whole batch, samples too.
+        llike_wrt = tape.gradient(losses["llike_loss"], fakes, unconnected_gradients=zero)
+        pixel_term = self.pixel_weight * tape.gradient(losses["pixel_loss"], reconstructions)
+        decoder_gradients = tape.gradient(  # gamma * L_llike + the GAN term (+ pixel), through the decoder
+            fakes, self.decoder.trainable_variables,
+            output_gradients=[self.gamma * llike_wrt[0] + fooling_wrt[0] + pixel_term,
+                              self.gamma * llike_wrt[1] + fooling_wrt[1]])
+        llike_wrt_reconstructions = llike_wrt[0]
         encoder_gradients = tape.gradient(  # L_prior + L_llike (+ pixel); no GAN term reaches the encoder
             [reconstructions, losses["kl_loss"]], self.encoder.trainable_variables,
             output_gradients=[llike_wrt_reconstructions + pixel_term, tf.ones(())])
@@ -206,4 +274,11 @@ class VAEGAN(ConvVAE):
 
     def get_config(self):
         return {**super().get_config(), "gamma": self.gamma, "pixel_weight": self.pixel_weight,
-                "equilibrium": self.equilibrium, "margin": self.margin, "feature_layer": self.feature_layer}
+                "equilibrium": self.equilibrium, "margin": self.margin, "feature_layer": self.feature_layer,
+                "discriminator": self.architecture, "discriminator_width": self.discriminator_width,
+                "generator_loss": self.generator_loss, "real_label": self.real_label}
+
+    @classmethod
+    def from_config(cls, config):
+        # Models saved before the authors' discriminator was added had the strided one and say nothing.
+        return cls(**{"discriminator": "strided", **config})

@@ -195,6 +195,12 @@ KEYS = {
 }
 
 
+# What runs saved before a key existed did: a saved config without the key is compared as if it
+# held this value (the first VAE/GAN's discriminator and losses).
+LEGACY_VALUES = {"vaegan_discriminator": "strided", "vaegan_discriminator_width": 1.0,
+                 "vaegan_generator_loss": "minimax", "vaegan_real_label": 1.0}
+
+
 class ConfigError(UserFacingError):
     """A config file or value that cannot be used; the message names the key and where it came from."""
 
@@ -283,7 +289,7 @@ def check_same_settings(saved_path, config, keys):
 
     Used before adding to existing outputs, so that one folder never mixes two settings.
     """
-    saved = read_config_file(saved_path)
+    saved = {**LEGACY_VALUES, **read_config_file(saved_path)}
     changed = [f"{key}={saved[key]!r} there, {getattr(config, key)!r} now"
                for key in keys if key in saved and saved[key] != getattr(config, key)]
     if changed:

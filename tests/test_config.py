@@ -113,6 +113,25 @@ def test_changed_settings_are_refused(tmp_path):
     check_same_settings(saved, changed, ["seed"])  # keys not compared may differ
 
 
+def test_a_key_missing_from_an_older_saved_config_has_its_legacy_value(tmp_path):
+    """A VAE/GAN folder saved before vaegan_discriminator existed holds the strided discriminator."""
+    saved = tmp_path / "vaegan_train.config"
+    saved.write_text("vaegan_gamma=10.0\n")
+    old = parse_config(["-c", str(CONFIGS / "smoke.config")])  # strided, as before
+    check_same_settings(saved, old, ["vaegan_gamma", "vaegan_discriminator"])
+    new = parse_config(["-c", str(CONFIGS / "smoke.config"), "--vaegan_discriminator", "larsen"])
+    with pytest.raises(ConfigError, match="vaegan_discriminator='strided' there, 'larsen' now"):
+        check_same_settings(saved, new, ["vaegan_gamma", "vaegan_discriminator"])
+
+
+def test_the_paper_configs_vaegan_is_the_authors():
+    config = parse_config(["-c", str(CONFIGS / "carracing.config")])
+    assert (config.vaegan_discriminator, config.vaegan_discriminator_width, config.vaegan_feature_layer) == (
+        "larsen", 1.0, 4)
+    assert (config.vaegan_gamma, config.vaegan_pixel_weight, config.vaegan_learning_rate) == (1e-5, 0.0, 3e-4)
+    assert (config.vaegan_equilibrium, config.vaegan_margin, config.vaegan_generator_loss) == (0.68, 0.35, "minimax")
+
+
 @pytest.mark.parametrize("override", [["--num_episodes", "-1"], ["--z_size", "abc"], ["--no_such_key", "1"],
                                       ["--env_name", "CarRacing-v2"]])
 def test_extract_script_rejects_bad_keys_before_any_work(tmp_path, override):

@@ -182,6 +182,19 @@ def test_the_discriminator_never_gets_the_feature_loss(architecture, feature_lay
     assert not np.allclose(gradients["discriminator"][first].numpy(), mixed[first].numpy(), rtol=1e-3, atol=1e-6)
 
 
+def test_label_smoothing_is_the_discriminators_alone():
+    inputs = routing_inputs()
+    plain, smoothed = small_vaegan(), small_vaegan(real_label=0.9)
+    smoothed.set_weights(plain.get_weights())
+    _, plain_gradients = plain.losses_and_gradients(*inputs)
+    _, smoothed_gradients = smoothed.losses_and_gradients(*inputs)
+    assert_gradients_close(smoothed_gradients["decoder"], plain_gradients["decoder"])
+    assert_gradients_close(smoothed_gradients["encoder"], plain_gradients["encoder"])
+    last = -1  # the logit's bias: moved by the real frames' target
+    assert not np.allclose(smoothed_gradients["discriminator"][last].numpy(),
+                           plain_gradients["discriminator"][last].numpy())
+
+
 def test_the_discriminator_is_the_authors():
     """andersbll/autoencoding_beyond_pixels, architectures.img64x64: conv 5x5 32 (stride 1) + ReLU; conv
     5x5 stride 2 of 128, 256, 256, each + batch norm + ReLU; fully connected 512 + batch norm + ReLU;
@@ -207,7 +220,8 @@ def test_the_discriminator_is_the_authors():
 def test_a_model_saved_with_the_first_discriminator_loads_with_it():
     model = small_vaegan(discriminator="strided", feature_layer=3)
     config = model.get_config()
-    del config["discriminator"], config["discriminator_width"], config["generator_loss"]  # as saved before
+    for key in ("discriminator", "discriminator_width", "generator_loss", "real_label"):  # as saved before
+        del config[key]
     loaded = VAEGAN.from_config(config)
     assert loaded.architecture == "strided" and loaded.generator_loss == "minimax"
 

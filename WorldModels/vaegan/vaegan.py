@@ -33,8 +33,11 @@ run. equilibrium 0.68 is about ln 2, the cost of a discriminator that cannot tel
 
 The discriminator (build_discriminator) is the authors' by default: batch normalisation and a fully
 connected layer, Dis_l at its fourth convolution (8 x 8 x 256 features). It costs ~875 MFLOP per
-frame forward, ~4x the whole VAE, and sees three frames per training frame, so a VAE/GAN step is
-tens of VAE steps on a CPU; discriminator_width scales it down for small machines. The first
+frame forward, 11x the VAE's forward pass, and sees three frames per training frame, so a VAE/GAN
+step is tens of VAE steps on a CPU; discriminator_width scales it down for small machines.
+real_label < 1 smooths the discriminator's targets for real frames (one-sided label smoothing);
+the equilibrium rule and the decoder's minimax term use the unsmoothed costs, and the logged
+discriminator_loss is the smoothed one it minimises. The first
 discriminator of this project ("strided": four stride-2 convolutions, no normalisation) stays
 selectable and is what models saved before this change load with.
 """
@@ -185,9 +188,11 @@ class VAEGAN(ConvVAE):
         kl_loss = tf.reduce_mean(floored_kl(mu, logvar, self.kl_tolerance))
         llike_loss = tf.reduce_mean(feature_distance(real_features, reconstruction_features))
         pixel_loss = tf.reduce_mean(squared_error(frames, reconstructions))
-        real_cost, fake_cost = real_and_fake_costs(real_logits, fake_logits)  # what the equilibrium rule reads
+        # Unsmoothed costs: what the equilibrium rule reads and the decoder's minimax term is made of
+        # (label smoothing is the discriminator's alone); the discriminator's loss uses real_label.
+        real_cost, fake_cost = real_and_fake_costs(real_logits, fake_logits)
         gan_loss = real_and_fake_costs(real_logits, fake_logits, self.real_label)[0] + fake_cost
-        fooling_loss = generator_gan_loss(fake_logits, gan_loss, self.generator_loss)
+        fooling_loss = generator_gan_loss(fake_logits, real_cost + fake_cost, self.generator_loss)
         losses = {
             # each network's own objective
             "encoder": kl_loss + llike_loss + self.pixel_weight * pixel_loss,
@@ -205,8 +210,9 @@ class VAEGAN(ConvVAE):
     def losses_and_gradients(self, frames, noise, prior_z):
         """(losses, {network: gradient of that network's own loss w.r.t. its own variables}).
 
-        Equal to differentiating losses["encoder"], ["decoder"], ["discriminator"] separately,
-        computed with one backward pass through the discriminator and two through the decoder.
+        Equal to differentiating losses["encoder"], ["decoder"], ["discriminator"] separately: one
+        backward pass through the discriminator for L_GAN, one for L_llike, one more for the decoder's
+        GAN term when it is not -L_GAN (non-saturating, or label smoothing), and two through the decoder.
         """
         with tf.GradientTape(persistent=True) as tape:
             losses, (reconstructions, samples) = self.compute_losses(frames, noise, prior_z, training=True)
@@ -215,9 +221,10 @@ class VAEGAN(ConvVAE):
         # L_GAN once: the discriminator's own gradient, and how the fake frames move it.
         *discriminator_gradients, gan_wrt_reconstructions, gan_wrt_samples = tape.gradient(
             losses["discriminator"], [*discriminator_variables, *fakes])
-        # The decoder's GAN term: minimax is -L_GAN, whose gradient is the one just taken, negated;
-        # the non-saturating loss needs its own pass through the discriminator.
-        if self.generator_loss == "minimax":
+        # The decoder's GAN term: minimax is -L_GAN, whose gradient is the one just taken, negated
+        # (unless label smoothing made the discriminator's loss another one); the non-saturating loss
+        # needs its own pass through the discriminator.
+        if self.generator_loss == "minimax" and self.real_label == 1.0:
             fooling_wrt = [-gan_wrt_reconstructions, -gan_wrt_samples]
         else:
             fooling_wrt = tape.gradient(losses["generator_gan_loss"], fakes, unconnected_gradients=zero)

@@ -48,6 +48,18 @@ def episode_path(folder, index, round_number=0):
     return folder / f"{prefix}episode_{index:06d}.npz"
 
 
+def agent_driven(config, policy_factory=None):
+    """True when the episodes are played through the agent (the original and controller policies),
+    batched in lockstep; False for the frame policies and for a given policy_factory."""
+    return policy_factory is None and config.extract_policy in AGENT_POLICIES
+
+
+def episode_index(path, round_number):
+    """The episode index of an extract.py file name of round `round_number`, or None."""
+    match = EPISODE_NAME.fullmatch(Path(path).name)
+    return int(match.group(2)) if match and int(match.group(1) or 0) == round_number else None
+
+
 def round_script(config):
     """The name a round of collection saves its config under: extract.py, then extract_round01.py, ..."""
     return f"extract_round{config.extract_round:02d}.py" if config.extract_round else "extract.py"
@@ -71,7 +83,7 @@ def run_episode(config, seed, policy_factory=None):
     policy_factory(rng) -> act(frame) -> action; default: the config's exploration policy
     (the agent-driven ones, original and controller, play through play_rollouts).
     """
-    if policy_factory is None and config.extract_policy in AGENT_POLICIES:
+    if agent_driven(config, policy_factory):
         return play_rollouts(config, [seed])[0]
     policy_factory = policy_factory or make_policy_factory(config)
     track_seed, policy_seed = split_seed(seed)
@@ -99,7 +111,7 @@ def run_episode(config, seed, policy_factory=None):
 def play_rollouts(config, seeds, policy_factory=None):
     """The episodes of `seeds` (a list of run_episode's dicts). Agent-driven policies play them in
     lockstep through the agent (one batched V and M call per step); the others one at a time."""
-    if policy_factory is not None or config.extract_policy not in AGENT_POLICIES:
+    if not agent_driven(config, policy_factory):
         return [run_episode(config, seed, policy_factory) for seed in seeds]
     agent, agent_config, parameters_of, action_noise = exploration_agent(config)
     track_seeds, policy_seeds = zip(*(split_seed(seed) for seed in seeds), strict=True)
@@ -121,7 +133,7 @@ def collect_episodes(config, indices, policy_factory=None, policy_name=None, kee
     file records the seeds it was played with (batch_seeds), so regenerate_episode plays it again.
     world_model: the controller policy's file fingerprint (check_controller_policy), recorded in each file.
     """
-    if config.extract_policy in AGENT_POLICIES and policy_factory is None:
+    if agent_driven(config, policy_factory):
         limit_worker_threads(config)  # a worker process: share the cores with the other workers
     keep = set(indices if keep is None else keep)
     attempts, collected, pending = dict.fromkeys(indices, 0), [], list(indices)
@@ -146,6 +158,8 @@ def collect_episodes(config, indices, policy_factory=None, policy_name=None, kee
                                           f"in {MAX_ATTEMPTS} tries; lower min_frames")
                 retry.append(index)
                 continue
+            if index not in keep:  # played only because its batch is played whole
+                continue
             payload = episode_bytes(episode["obs"], episode["action"], episode["reward"], episode["done"],
                                     episode["track_tiles"], speed=episode["speed"], on_road=episode["on_road"],
                                     seed=np.uint64(seed), batch_seeds=np.array(seeds, np.uint64),
@@ -154,8 +168,7 @@ def collect_episodes(config, indices, policy_factory=None, policy_name=None, kee
             stats = {"frames": len(episode["obs"]), "reward": float(np.sum(episode["reward"])),
                      "discarded": attempts[index],
                      "coverage": episode["tiles_visited"] / max(episode["track_tiles"], 1)}
-            if index in keep:
-                collected.append((index, payload, stats))
+            collected.append((index, payload, stats))
         pending = retry
     return collected
 
@@ -178,14 +191,15 @@ def extracted(config):
     """True if the record folder holds this round's episodes 0..num_episodes-1 (each written atomically,
     so complete), or holds only another implementation's episodes, which are used as they are."""
     folder = record_dir(config)
-    if foreign_episodes(folder) and not _own_rounds(folder):
+    if foreign_episodes(folder) and not has_own_rounds(folder):
         return True
     return (settings_match(folder, round_script(config), config, DATA_KEYS)
             and all(episode_path(folder, index, config.extract_round).exists() for index in range(config.num_episodes)))
 
 
-def _own_rounds(folder):
-    return sorted(folder.glob("extract*.config"))
+def has_own_rounds(folder):
+    """True if extract.py has collected into `folder` (it saves a config per round)."""
+    return any(Path(folder).glob("extract*.config"))
 
 
 def foreign_episodes(folder):
@@ -198,11 +212,8 @@ def foreign_episodes(folder):
 def find_missing(folder, num_episodes, round_number, report=print):
     """(indices in range(num_episodes) without a valid file in this round, frames in the valid ones,
     files moved aside). A file that fails the full check is reported and renamed to *.corrupt."""
-    present = {}
-    for path in folder.glob("*episode_*.npz"):
-        match = EPISODE_NAME.fullmatch(path.name)
-        if match and int(match.group(1) or 0) == round_number:
-            present[int(match.group(2))] = path
+    present = {index: path for path in folder.glob("*episode_*.npz")
+               if (index := episode_index(path, round_number)) is not None}
     missing, frames, moved = [], 0, 0
     for index in tqdm(range(num_episodes), desc="checking episodes", unit="file", leave=False,
                       disable=not present):
@@ -258,7 +269,8 @@ def check_controller_policy(config):
 
 def check_same_controller(folder, config, world_model):
     """Refuse to add episodes to a round collected with another controller or world model."""
-    for path in sorted(folder.glob(episode_path(folder, 0, config.extract_round).name.replace("000000", "*"))):
+    for path in sorted(path for path in folder.glob("*episode_*.npz")
+                       if episode_index(path, config.extract_round) is not None):
         try:
             recorded = str(load_episode(path, keys=["world_model"])["world_model"])
         except EpisodeFileError:
@@ -273,7 +285,7 @@ def batches(missing, config, policy_factory):
     """[(batch of episode indices, the missing ones among them)]: agent-driven policies play fixed
     batches of extract_batch_size episodes (0..b-1, b..2b-1, ...), so a rerun, or a run with more
     episodes, plays the same batches; the others play one episode per task."""
-    if policy_factory is not None or config.extract_policy not in AGENT_POLICIES:
+    if not agent_driven(config, policy_factory):
         return [([index], [index]) for index in missing]
     size, missing = config.extract_batch_size, set(missing)
     starts = sorted({index - index % size for index in missing})
@@ -291,7 +303,7 @@ def extract(config, policy_factory=None, policy_name=None):
     folder = record_dir(config)
     started = time.monotonic()
     foreign = foreign_episodes(folder)
-    if foreign and not _own_rounds(folder):  # another implementation's folder: describe it, write nothing
+    if foreign and not has_own_rounds(folder):  # another implementation's folder: describe it, write nothing
         text = describe_foreign(folder, foreign)
         print(text)
         return {"record_dir": str(folder), "episodes_collected": 0, "foreign_episode_files": len(foreign), "text": text}
@@ -334,8 +346,8 @@ def _summary(folder, config, totals, existing_frames, moved, seconds, collecting
         return totals[key] / collected if collected else 0.0
 
     def in_this_round(path):
-        match = EPISODE_NAME.fullmatch(path.name)
-        return match and int(match.group(1) or 0) == config.extract_round and int(match.group(2)) < config.num_episodes
+        index = episode_index(path, config.extract_round)
+        return index is not None and index < config.num_episodes
 
     beyond = [p for p in folder.glob("*.npz") if not p.name.startswith(".") and not in_this_round(p)]
     summary = {

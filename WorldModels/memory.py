@@ -32,7 +32,7 @@ from files import atomic_path, file_sha256, folder_lock, remove_stale_temporarie
 from plots import image_rows, save_figure
 from rnn.rnn import MDNRNN, DecayedLearningRate, mixture_mean
 from vision import load_vision_model, model_path
-from vision_metrics import as_uint8
+from vision_metrics import as_uint8, latent_means
 
 # series.npz: key -> description (E episodes, T = max_frames steps, shorter episodes padded)
 SERIES_FORMAT = {
@@ -279,8 +279,7 @@ def one_step_frame_errors(vision_model, rnn, frames, actions, batch_size=256):
     z_t is the encoder's mean, as in the series the MDN-RNN trains on.
     """
     images = frames.astype(np.float32) / 255.0
-    mu = np.concatenate([vision_model.encode(images[start:start + batch_size])[0].numpy()
-                         for start in range(0, len(images), batch_size)])
+    mu = latent_means(vision_model, frames, batch_size)
     outputs = rnn([mu[None, :-1], np.asarray(actions, np.float32)[None, :-1]])
     predicted = mixture_mean(outputs["log_weights"], outputs["means"])[0].numpy()
 

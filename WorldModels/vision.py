@@ -28,7 +28,7 @@ from plots import image_rows, save_figure
 from vae.layers import rename_legacy_decoder_layers
 from vae.vae import ConvVAE
 from vaegan.vaegan import VAEGAN
-from vision_metrics import as_uint8, diversity_ratio, driving_probe, evaluate_reconstructions
+from vision_metrics import as_uint8, diversity_ratio, driving_probe, evaluate_reconstructions, latent_means
 
 VISIONS = ("vae", "vaegan")
 WEIGHT_UPGRADES = (rename_legacy_decoder_layers,)  # models and checkpoints saved by earlier versions still load
@@ -109,12 +109,9 @@ def vision_metrics(model, validation_frames, probe):
     metrics["prior_diversity"] = diversity_ratio(validation_frames.astype("float32") / 255.0,
                                                  model.decode(prior_z).numpy())
     if probe is not None:
-        def latent_means(frames):
-            return np.concatenate([model.encode(frames[start:start + 256].astype("float32") / 255.0)[0].numpy()
-                                   for start in range(0, len(frames), 256)])
-
         training, held_out = probe
-        metrics.update(driving_probe(latent_means(training["obs"]), training, latent_means(held_out["obs"]), held_out))
+        metrics.update(driving_probe(latent_means(model, training["obs"]), training,
+                                     latent_means(model, held_out["obs"]), held_out))
     return metrics
 
 

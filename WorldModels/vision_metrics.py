@@ -74,6 +74,12 @@ def diversity_ratio(frames, images):
     return float(np.mean(np.var(images, axis=0)) / np.mean(np.var(frames, axis=0)))
 
 
+def latent_means(model, frames, batch_size=256):
+    """The encoder's mean z of uint8 frames (n, 64, 64, 3), in batches: float32 (n, z_size)."""
+    return np.concatenate([model.encode(np.asarray(frames[start:start + batch_size], np.float32) / 255.0)[0].numpy()
+                           for start in range(0, len(frames), batch_size)])
+
+
 def linear_probe(train_features, train_targets, test_features, ridge=1.0):
     """Ridge regression fitted on (train_features (n, d), train_targets (n,)), applied to test_features
     (m, d): predictions (m,). Features are standardised with the training set's mean and std, and the

@@ -1,10 +1,10 @@
 """Which exploration policy makes the best world model? Judged by the world model it yields.
 
-    python bench/exploration_quality.py [--episodes 24] [--test_episodes 4] [--frames 300]
+    python bench/exploration_quality.py [--episodes 24] [--test_episodes 6] [--frames 300]
                                         [--controller path/to/best.json] [--key value ...]
 
 For each exploration policy (original, brownian, white, linear; and `controller` when a trained
-controller is given, acting through the config's world model with extract_action_noise), the same
+controller is given, acting through a copy of its world model with extract_action_noise), the same
 number of frames (episodes of exactly --frames steps: shorter ones are collected again), then a VAE
 and an MDN-RNN trained on them with the project's own stages (extract.py, vae_train.py, series.py,
 rnn_train.py). Every world model is then tested on held-out episodes (other seeds) of every policy
@@ -43,7 +43,7 @@ from memory import encode_series, load_rnn, one_step_frame_errors, rnn_path, tra
 from policies import pursuit_driver
 from timing import machine_description, publish
 from vision import load_vision_model, model_path, train_vision
-from vision_metrics import driving_probe
+from vision_metrics import driving_probe, latent_means
 
 SMOKE_CONFIG = Path(__file__).resolve().parents[1] / "WorldModels" / "configs" / "smoke.config"
 POLICIES = ("original", "brownian", "white", "linear")
@@ -118,10 +118,8 @@ def latent_probe(vision_model, test_folders):
     for folder in test_folders.values():
         for number, info in enumerate(list_episodes(folder)):
             episode = load_episode(info.path, keys=["obs", "speed", "on_road"])
-            frames = episode["obs"][ZOOM_STEPS:].astype(np.float32) / 255.0
             half = halves[number % 2]
-            half["z"].append(np.concatenate([vision_model.encode(frames[start:start + 256])[0].numpy()
-                                             for start in range(0, len(frames), 256)]))
+            half["z"].append(latent_means(vision_model, episode["obs"][ZOOM_STEPS:]))
             half["speed"].append(episode["speed"][ZOOM_STEPS:].astype(np.float32))
             half["on_road"].append(episode["on_road"][ZOOM_STEPS:])
     fit, test = ({key: np.concatenate(values) for key, values in half.items()} for half in halves)

@@ -153,6 +153,11 @@ KEYS = {
                              "first)"),
     "vaegan_discriminator_width": (_number(0.0, 1.0, low_inclusive=False), 1.0,
                                    "scales the larsen discriminator's layer sizes (1: the authors')"),
+    "vaegan_decoder": (_choice("larsen", "world_models"), "larsen",
+                       "larsen: the authors' generator (fully connected to 8x8x256, transposed convolutions, batch "
+                       "normalisation); world_models: the ConvVAE's decoder (this project's first)"),
+    "vaegan_decoder_width": (_number(0.0, 1.0, low_inclusive=False), 1.0,
+                             "scales the larsen decoder's layer sizes (1: the authors')"),
     "vaegan_real_label": (_number(0.5, 1.0, low_inclusive=False), 1.0, "discriminator's target for real frames "
                           "(1: the paper's; 0.9: one-sided label smoothing)"),
     "vaegan_generator_loss": (_choice("minimax", "non_saturating"), "minimax",
@@ -198,7 +203,8 @@ KEYS = {
 # What runs saved before a key existed did: a saved config without the key is compared as if it
 # held this value (the first VAE/GAN's discriminator and losses).
 LEGACY_VALUES = {"vaegan_discriminator": "strided", "vaegan_discriminator_width": 1.0,
-                 "vaegan_generator_loss": "minimax", "vaegan_real_label": 1.0}
+                 "vaegan_generator_loss": "minimax", "vaegan_real_label": 1.0, "vaegan_decoder": "world_models",
+                 "vaegan_decoder_width": 1.0}
 
 
 class ConfigError(UserFacingError):

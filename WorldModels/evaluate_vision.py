@@ -19,13 +19,16 @@ from vision import evaluate_vision, load_vision_model, model_path
 
 
 def format_table(results):
-    lines = [f"{'vision':<8} {'MSE':>9} {'SSIM':>7} {'sharpness':>10} {'frames':>7} {'speed R2':>9} "
-             f"{'on-road acc (majority)':>23}"]
+    """One row per vision model: reconstruction quality, the two collapse measures (diversity of the
+    reconstructions and of decoded prior samples, over the frames' own), and the driving probe."""
+    lines = [f"{'vision':<8} {'MSE':>9} {'SSIM':>7} {'sharpness':>10} {'diversity':>10} {'prior div':>10} "
+             f"{'frames':>7} {'speed R2':>9} {'on-road acc (majority)':>23}"]
     for vision, metrics in results.items():
         probe = (f"{metrics['speed_r2']:>9.3f} {metrics['on_road_accuracy']:>14.3f} ({metrics['on_road_majority']:.3f})"
                  if "speed_r2" in metrics else f"{'-':>9} {'-':>23}")
         lines.append(f"{vision:<8} {metrics['mse']:>9.5f} {metrics['ssim']:>7.3f} {metrics['sharpness']:>10.3f} "
-                     f"{metrics['frames']:>7} {probe}")
+                     f"{metrics['diversity']:>10.3f} {metrics['prior_diversity']:>10.3f} {metrics['frames']:>7} "
+                     f"{probe}")
     return "\n".join(lines)
 
 

@@ -101,6 +101,8 @@ def _column(config, model, frames, probe):
         "sharpness (1.0 = as sharp as the frames)": f"{metrics['sharpness']:.3f}",
         "diversity of reconstructions / of prior samples (1.0 = as varied as the frames; ~0: collapsed)": (
             f"{metrics['diversity']:.3f} / {metrics['prior_diversity']:.3f}"),
+        "spread of the latent means (1.0 = as wide as the prior)": (
+            f"{metrics['latent_spread']:.3f}" if "latent_spread" in metrics else MISSING),
         "z -> speed: linear probe R² (held-out frames)": (f"{metrics['speed_r2']:.3f}" if "speed_r2" in metrics
                                                           else "no speed in the episodes"),
         "z -> on the road: probe accuracy (always the majority)": (

@@ -38,7 +38,8 @@ SETTINGS = {
     "vae": ("z_size", "vae_kl_tolerance", "vae_batch_size", "vae_learning_rate", "holdout_fraction", "seed"),
     "vaegan": ("z_size", "vae_kl_tolerance", "vae_batch_size", "holdout_fraction", "seed", "vaegan_learning_rate",
                "vaegan_gamma", "vaegan_pixel_weight", "vaegan_equilibrium", "vaegan_margin", "vaegan_feature_layer",
-               "vaegan_discriminator", "vaegan_discriminator_width", "vaegan_generator_loss", "vaegan_real_label"),
+               "vaegan_discriminator", "vaegan_discriminator_width", "vaegan_generator_loss", "vaegan_real_label",
+               "vaegan_decoder", "vaegan_decoder_width"),
 }
 
 
@@ -58,7 +59,7 @@ def build_vision_model(config, vision):
                        margin=config.vaegan_margin, feature_layer=config.vaegan_feature_layer,
                        discriminator=config.vaegan_discriminator, discriminator_width=config.vaegan_discriminator_width,
                        generator_loss=config.vaegan_generator_loss, real_label=config.vaegan_real_label,
-                       seed=config.seed)
+                       decoder=config.vaegan_decoder, decoder_width=config.vaegan_decoder_width, seed=config.seed)
         model.build()
         model.compile(*(keras.optimizers.RMSprop(config.vaegan_learning_rate) for _ in range(3)))
     return model
@@ -103,11 +104,15 @@ def probe_steps(config, training, held_out):
 
 def vision_metrics(model, validation_frames, probe):
     """evaluate_reconstructions on the held-out frames, the diversity of PRIOR_SAMPLES decoded prior
-    samples (seeded) against the frames', and the driving probe when `probe` (probe_steps) is given."""
+    samples (seeded) against the frames', the spread of the latent means, and the driving probe when
+    `probe` (probe_steps) is given."""
     metrics = evaluate_reconstructions(model, validation_frames)
     prior_z = np.random.default_rng(0).standard_normal((PRIOR_SAMPLES, model.z_size)).astype("float32")
     metrics["prior_diversity"] = diversity_ratio(validation_frames.astype("float32") / 255.0,
                                                  model.decode(prior_z).numpy())
+    # How much of the prior the encoder uses: the spread of mu over the frames, per dimension, averaged
+    # (1: as wide as N(0, I)). Far below 1, prior samples land where the decoder was never trained.
+    metrics["latent_spread"] = float(np.mean(np.std(latent_means(model, validation_frames), axis=0)))
     if probe is not None:
         training, held_out = probe
         metrics.update(driving_probe(latent_means(model, training["obs"]), training,

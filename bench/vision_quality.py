@@ -1,13 +1,20 @@
-"""VAE against VAE/GAN on the same rollouts and epochs: held-out MSE, SSIM and sharpness, side by side.
+"""VAE against VAE/GAN as the vision of a world model, on the same rollouts and epochs.
 
-    python bench/vision_quality.py [--num_episodes 40] [--max_frames 500] [--vae_num_epoch 10] [--key value ...]
+    python bench/vision_quality.py [--num_episodes 40] [--max_frames 300] [--vae_num_epoch 8]
+                                   [--width 0.25] [--key value ...]
 
-Collects the rollouts (extract.py), trains both vision models with the same data, held-out split,
-batch size and epochs (vae_train.py, vaegan_train.py), evaluates both on the same held-out frames
-(evaluate_vision.py) and prints the ratios against the targets: sharpness(VAE/GAN) / sharpness(VAE)
->= 1.5 and MSE(VAE/GAN) / MSE(VAE) <= 1.5. Any config key may be given; outputs stay under
-results_dir (default results/bench), so a rerun reuses the rollouts and finished models, and the
-figures can be looked at: <vision>/figures/.
+Collects rollouts with the default exploration policy (extract.py), then trains on the same
+frames, held-out split, batch size and epochs: the VAE; the VAE/GAN as the paper's config has it
+(configs/carracing.config's vaegan_* keys: the authors' discriminator and decoder at --width of
+their size, gamma 1e-5, no pixel term); and this project's first, hybrid VAE/GAN (strided
+discriminator, gamma 10, pixel weight 0.1). For each, an MDN-RNN on its latents (series.py,
+rnn_train.py). All are judged on the same held-out frames and episodes (evaluate_vision.py): MSE,
+SSIM, sharpness, the diversity of reconstructions and of decoded prior samples (~0: collapsed;
+above 1: noise), the driving probe, and the MDN-RNN's one-step predictions decoded to pixels
+against the real next frames (the measure that compares world models across latent spaces).
+Outputs stay under results_dir (default results/bench): a rerun reuses the rollouts and finished
+models. Besides each model's own figures (<vision>/figures/), one figure holds held-out frames, the
+three models' reconstructions and prior samples of both VAE/GANs: <exp_name>/vae_vs_vaegan.png.
 """
 
 import sys
@@ -15,31 +22,101 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "WorldModels"))
 
-from config import parse_config
+import tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
+
+# isort: split
+import numpy as np
+
+from config import experiment_dir, for_vision, parse_config, read_config_file, record_dir
 from evaluate_vision import format_table
 from extract import extract
-from timing import publish
-from vision import evaluate_vision, train_vision
+from memory import encode_series, prediction_pixel_errors, train_memory
+from plots import image_rows, save_figure
+from timing import machine_description, publish
+from vision import evaluate_vision, held_out_frames, load_vision_model, model_path, train_vision
+from vision_metrics import as_uint8
 
-SMOKE_CONFIG = Path(__file__).resolve().parents[1] / "WorldModels" / "configs" / "smoke.config"
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE_CONFIG = ROOT / "WorldModels" / "configs" / "smoke.config"
+PAPER_CONFIG = ROOT / "WorldModels" / "configs" / "carracing.config"
 DEFAULTS = ["--exp_name", "vision_quality", "--results_dir", "results/bench", "--num_episodes", "40",
-            "--max_frames", "500", "--min_frames", "100", "--vae_batch_size", "100", "--vae_num_epoch", "10",
-            "--validation_frames", "1000", "--holdout_fraction", "0.1"]
+            "--max_frames", "300", "--min_frames", "300", "--vae_batch_size", "32", "--vae_num_epoch", "8",
+            "--validation_frames", "1000", "--holdout_fraction", "0.1", "--rnn_size", "128", "--rnn_num_steps",
+            "1600", "--rnn_batch_size", "8", "--rnn_max_seq_len", "100", "--rnn_validation_every", "200"]
+# The first VAE/GAN of this project: a VAE / feature-matching / GAN hybrid, kept for comparison.
+HYBRID = {"vaegan_discriminator": "strided", "vaegan_feature_layer": 3, "vaegan_gamma": 10.0,
+          "vaegan_pixel_weight": 0.1, "vaegan_decoder": "world_models", "vaegan_generator_loss": "minimax",
+          "vaegan_real_label": 1.0}
+
+
+def arguments(parser):
+    parser.add_argument("--width", type=float, default=0.25, help="the paper VAE/GAN's vaegan_discriminator_width "
+                        "and vaegan_decoder_width (1: the authors' sizes, ~8x slower)")
+
+
+def hybrid_config(config):
+    """The hybrid VAE/GAN's experiment: its own folder, reading the same rollouts (a symlink)."""
+    hybrid = type(config)(**{**vars(config), **HYBRID, "exp_name": f"{config.exp_name}_hybrid"})
+    record = record_dir(hybrid)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    if not record.exists():
+        record.symlink_to(record_dir(config).resolve())
+    return hybrid
+
+
+def world_model(config, vision):
+    """Train vision model and MDN-RNN; return (evaluate_vision's metrics, one-step pixel errors)."""
+    config = for_vision(config, vision)
+    train_vision(config, vision)
+    encode_series(config)
+    train_memory(config)
+    metrics = evaluate_vision(config, visions=(vision,))[vision]
+    return metrics, prediction_pixel_errors(config, load_vision_model(model_path(config, vision)))
+
+
+def comparison_figure(config, models, count=8):
+    """Held-out frames (past the zoom-in of an episode's first 50 steps), each model's reconstructions
+    and the VAE/GANs' decoded prior samples (the same z for both), in one figure; returns its path."""
+    _, held_out, _ = held_out_frames(config)
+    frames = np.concatenate([np.load(info.path)["obs"][60::40][:2] for info in held_out])[:count]
+    prior_z = np.random.default_rng(0).standard_normal((count, config.z_size)).astype("float32")
+    rows = [("held-out", frames)]
+    rows += [(name, as_uint8(model(frames.astype("float32") / 255.0))) for name, model in models.items()]
+    rows += [(f"{name} prior", as_uint8(model.decode(prior_z))) for name, model in models.items() if name != "vae"]
+    return save_figure(image_rows(rows), experiment_dir(config) / "vae_vs_vaegan.png")
 
 
 def main():
-    config = parse_config(["-c", str(SMOKE_CONFIG), *DEFAULTS, *sys.argv[1:]], description=__doc__.split("\n\n")[0])
+    config = parse_config(["-c", str(SMOKE_CONFIG), *DEFAULTS, *sys.argv[1:]], description=__doc__.split("\n\n")[0],
+                          add_arguments=arguments)
+    paper = {key: value for key, value in read_config_file(PAPER_CONFIG).items() if key.startswith("vaegan_")}
+    config = type(config)(**{**vars(config), **paper, "vaegan_discriminator_width": config.width,
+                             "vaegan_decoder_width": config.width})
+    print(machine_description())
     extract(config)
-    for vision in ("vae", "vaegan"):
-        train_vision(config, vision)
-    results = evaluate_vision(config)
+    results = {"vae": world_model(config, "vae"), "vaegan": world_model(config, "vaegan"),
+               "hybrid": world_model(hybrid_config(config), "vaegan")}
+
+    print(f"\n{config.num_episodes} episodes of {config.max_frames} frames (policy {config.extract_policy}), "
+          f"{config.vae_num_epoch} epochs of batches of {config.vae_batch_size} for every vision model; the paper's "
+          f"VAE/GAN at width {config.width}; MDN-RNN {config.rnn_num_steps} steps on each\n")
+    print(format_table({name: metrics for name, (metrics, _) in results.items()}))
+    print("\nMDN-RNN one-step predictions decoded, pixel MSE on held-out episodes (x 1e-3):")
+    for name, (_, errors) in results.items():
+        print(f"{name:<8} {1e3 * errors['rnn']:.3f}   (reconstruction {1e3 * errors['reconstruction']:.3f}, "
+              f"copy the last frame {1e3 * errors['copy_last']:.3f})")
+    hybrid = hybrid_config(config)
+    figure = comparison_figure(config, {
+        "vae": load_vision_model(model_path(config, "vae")), "vaegan": load_vision_model(model_path(config, "vaegan")),
+        "hybrid": load_vision_model(model_path(hybrid, "vaegan"))})
+    print(f"\nfigure: {figure}")
     vae, vaegan = results["vae"], results["vaegan"]
-    print(f"\n{config.num_episodes} episodes of up to {config.max_frames} frames, {config.vae_num_epoch} epochs each\n")
-    print(format_table(results))
-    print(f"\nsharpness VAE/GAN / VAE: {vaegan['sharpness'] / vae['sharpness']:.2f}  (target >= 1.5)")
-    print(f"MSE       VAE/GAN / VAE: {vaegan['mse'] / vae['mse']:.2f}  (target <= 1.5)")
-    publish("vision_quality", [("sharpness VAE/GAN / VAE", vaegan["sharpness"] / vae["sharpness"], ">= 1.5"),
-                               ("held-out MSE VAE/GAN / VAE", vaegan["mse"] / vae["mse"], "<= 1.5")])
+    sharpness_ratio = vaegan[0]["sharpness"] / vae[0]["sharpness"]
+    print(f"\nsharpness VAE/GAN / VAE: {sharpness_ratio:.2f} (target >= 1.5); reconstruction diversity "
+          f"{vaegan[0]['diversity']:.2f} (target >= 0.7); MSE VAE/GAN / VAE {vaegan[0]['mse'] / vae[0]['mse']:.2f}")
+    print(f"MDN-RNN one-step prediction, pixel MSE VAE/GAN / VAE: {vaegan[1]['rnn'] / vae[1]['rnn']:.2f}")
+    publish("vision_quality", [("sharpness VAE/GAN / VAE", sharpness_ratio, ">= 1.5"),
+                               ("VAE/GAN reconstruction diversity", vaegan[0]["diversity"], ">= 0.7")])
 
 
 if __name__ == "__main__":

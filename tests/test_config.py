@@ -117,11 +117,13 @@ def test_a_key_missing_from_an_older_saved_config_has_its_legacy_value(tmp_path)
     """A VAE/GAN folder saved before vaegan_discriminator existed holds the strided discriminator."""
     saved = tmp_path / "vaegan_train.config"
     saved.write_text("vaegan_gamma=10.0\n")
-    old = parse_config(["-c", str(CONFIGS / "smoke.config")])  # strided, as before
-    check_same_settings(saved, old, ["vaegan_gamma", "vaegan_discriminator"])
-    new = parse_config(["-c", str(CONFIGS / "smoke.config"), "--vaegan_discriminator", "larsen"])
+    keys = ["vaegan_gamma", "vaegan_discriminator", "vaegan_decoder"]
+    old = parse_config(["-c", str(CONFIGS / "smoke.config"), "--vaegan_gamma", "10", "--vaegan_discriminator",
+                        "strided", "--vaegan_decoder", "world_models"])  # the first VAE/GAN
+    check_same_settings(saved, old, keys)
+    new = parse_config(["-c", str(CONFIGS / "smoke.config"), "--vaegan_gamma", "10"])  # the authors' networks
     with pytest.raises(ConfigError, match="vaegan_discriminator='strided' there, 'larsen' now"):
-        check_same_settings(saved, new, ["vaegan_gamma", "vaegan_discriminator"])
+        check_same_settings(saved, new, keys)
 
 
 def test_the_paper_configs_vaegan_is_the_authors():
@@ -130,6 +132,10 @@ def test_the_paper_configs_vaegan_is_the_authors():
         "larsen", 1.0, 4)
     assert (config.vaegan_gamma, config.vaegan_pixel_weight, config.vaegan_learning_rate) == (1e-5, 0.0, 3e-4)
     assert (config.vaegan_equilibrium, config.vaegan_margin, config.vaegan_generator_loss) == (0.68, 0.35, "minimax")
+    assert (config.vaegan_decoder, config.vaegan_decoder_width) == ("larsen", 1.0)
+    smoke = parse_config(["-c", str(CONFIGS / "smoke.config")])  # the same model, narrower
+    assert {key: value for key, value in vars(smoke).items() if key.startswith("vaegan_") and "width" not in key} == {
+        key: value for key, value in vars(config).items() if key.startswith("vaegan_") and "width" not in key}
 
 
 @pytest.mark.parametrize("override", [["--num_episodes", "-1"], ["--z_size", "abc"], ["--no_such_key", "1"],

@@ -7,7 +7,14 @@ import tensorflow as tf
 
 from errors import UserFacingError
 from vae.vae import ConvVAE, build_decoder, build_encoder, floored_kl, kl_divergence, sample_latent, squared_error
-from vaegan.vaegan import VAEGAN, build_discriminator, equilibrium_updates, feature_distance, real_and_fake_costs
+from vaegan.vaegan import (
+    VAEGAN,
+    build_discriminator,
+    build_larsen_decoder,
+    equilibrium_updates,
+    feature_distance,
+    real_and_fake_costs,
+)
 from vision import load_vision_model
 from vision_metrics import SharpnessRatio, evaluate_reconstructions, laplacian_variance, sharpness_ratio
 
@@ -100,9 +107,10 @@ def test_laplacian_variance_and_sharpness_against_numpy():
 # -- the VAE/GAN's gradient routing -----------------------------------------------------------
 
 def small_vaegan(**settings):
-    """The authors' discriminator at a quarter of its width (the same layers and normalisation)."""
+    """The authors' discriminator and decoder at a quarter of their width (the same layers and normalisation)."""
     model = VAEGAN(z_size=4, kl_tolerance=0.0, seed=0, **{"gamma": 0.5, "pixel_weight": 0.01,
-                                                           "discriminator_width": 0.25, **settings})
+                                                           "discriminator_width": 0.25, "decoder_width": 0.25,
+                                                           **settings})
     model.build()
     model.compile(*(keras.optimizers.RMSprop(1e-3) for _ in range(3)))
     return model
@@ -120,12 +128,13 @@ def naive_gradient(model, loss_name, network, inputs):
 
 
 def assert_gradients_close(actual, expected):
-    for a, e in zip(actual, expected, strict=True):
-        np.testing.assert_allclose(a.numpy(), e.numpy(), rtol=2e-3, atol=1e-6)
+    for a, e in zip(actual, expected, strict=True):  # float32 round-off, relative to each gradient's scale
+        np.testing.assert_allclose(a.numpy(), e.numpy(), rtol=2e-3, atol=max(1e-6, 1e-3 * float(np.abs(e).max())))
 
 
 @pytest.mark.parametrize("settings", [{}, {"generator_loss": "non_saturating"}, {"real_label": 0.9},
-                                      {"discriminator": "strided", "feature_layer": 3}])
+                                      {"discriminator": "strided", "feature_layer": 3},
+                                      {"decoder": "world_models"}])
 def test_each_network_gets_exactly_the_gradient_of_its_own_loss(settings):
     model, inputs = small_vaegan(**settings), routing_inputs()
     losses, gradients = model.losses_and_gradients(*inputs)
@@ -217,13 +226,44 @@ def test_the_discriminator_is_the_authors():
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in old.layers)
 
 
+def test_the_larsen_decoder_is_the_authors_generator():
+    """architectures.img64x64's decoder: fully connected to 8 x 8 x 256 + batch norm + ReLU; 5x5 stride-2
+    transposed convolutions of 256, 128, 32, each + batch norm + ReLU; a 5x5 convolution to 3 channels
+    (sigmoid here, for frames in [0, 1])."""
+    decoder = build_larsen_decoder(z_size=32)
+    assert decoder.get_layer("dense").units == 8 * 8 * 256
+    deconvolutions = [decoder.get_layer(f"deconv{index}") for index in range(1, 4)]
+    assert [layer.filters for layer in deconvolutions] == [256, 128, 32]
+    assert all(layer.kernel_size == (5, 5) and layer.strides == (2, 2) for layer in deconvolutions)
+    norms = [layer for layer in decoder.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert [layer.name for layer in norms] == ["dense_norm", "deconv1_norm", "deconv2_norm", "deconv3_norm"]
+    assert all(layer.momentum == 0.9 and layer.epsilon == 1e-6 for layer in norms)
+    output = decoder.get_layer("frames")
+    assert output.filters == 3 and output.kernel_size == (5, 5) and output.strides == (1, 1)
+    decoded = decoder(tf.constant(rng.normal(size=(2, 32)), tf.float32))
+    assert decoded.shape == (2, 64, 64, 3)
+    assert 0.0 <= float(tf.reduce_min(decoded)) <= float(tf.reduce_max(decoded)) <= 1.0
+    assert build_larsen_decoder(32, width=0.25).get_layer("deconv3").filters == 8
+
+
+def test_the_larsen_decoder_normalises_in_training_and_not_after():
+    # Decoding uses the moving statistics outside training: one frame decodes the same alone or in a batch.
+    model = small_vaegan()
+    z = tf.constant(rng.normal(size=(4, 4)), tf.float32)
+    np.testing.assert_allclose(model.decode(z[:1]).numpy(), model.decode(z)[:1].numpy(), atol=1e-5)
+    assert not np.allclose(model.decode(z[:1], training=True).numpy(), model.decode(z, training=True)[:1].numpy(),
+                           atol=1e-3)
+
+
 def test_a_model_saved_with_the_first_discriminator_loads_with_it():
     model = small_vaegan(discriminator="strided", feature_layer=3)
     config = model.get_config()
-    for key in ("discriminator", "discriminator_width", "generator_loss", "real_label"):  # as saved before
+    for key in ("discriminator", "discriminator_width", "generator_loss", "real_label", "decoder",
+                "decoder_width"):  # as saved before
         del config[key]
     loaded = VAEGAN.from_config(config)
     assert loaded.architecture == "strided" and loaded.generator_loss == "minimax"
+    assert loaded.decoder_architecture == "world_models"
 
 
 @pytest.mark.parametrize("equilibrium, discriminator_moves, decoder_moves", [
@@ -269,7 +309,8 @@ def test_a_tiny_vaegan_trains_without_nan():
         history.history)
 
 
-@pytest.mark.parametrize("make", [lambda: ConvVAE(z_size=6, seed=2), lambda: small_vaegan(gamma=0.3)])
+@pytest.mark.parametrize("make", [lambda: ConvVAE(z_size=6, seed=2), lambda: small_vaegan(gamma=0.3),
+                                  lambda: small_vaegan(decoder="world_models")])
 def test_a_saved_and_loaded_model_gives_the_same_encodings(tmp_path, make):
     model = make()
     model.build()

@@ -68,8 +68,11 @@ def test_vae_training_writes_model_log_figures_and_metrics(tiny):
     assert {"loss", "kl_loss", "reconstruction_loss", "val_loss", "val_sharpness"} <= set(log_rows(config, "vae")[0])
     assert (folder / "figures" / "reconstructions_epoch_001.png").stat().st_size > 1000
     assert json.loads((folder / "vision_metrics.json").read_text()) == metrics
-    assert set(metrics) == {"vision", "mse", "ssim", "sharpness", "diversity", "prior_diversity", "frames",
-                            "speed_r2", "on_road_accuracy", "on_road_majority"} and metrics["frames"] == 16
+    assert set(metrics) == {"vision", "mse", "ssim", "sharpness", "diversity", "prior_diversity", "latent_spread",
+                            "frames", "speed_r2", "on_road_accuracy", "on_road_majority"} and metrics["frames"] == 16
+    frames = held_out_frames(config)[2]  # the latent spread: std of mu over the held-out frames, per dimension
+    mu = load_vision_model(model_path(config, "vae")).encode(frames.astype(np.float32) / 255.0)[0].numpy()
+    assert metrics["latent_spread"] == pytest.approx(float(np.mean(np.std(mu, axis=0))), rel=1e-4)
     assert 0.0 <= metrics["on_road_accuracy"] <= 1.0 and np.isfinite(metrics["speed_r2"])
     assert (folder / "vae_train.config").exists() and (folder / "tensorboard").is_dir()
     assert not list(folder.rglob(".*.tmp*")), "no temporary file may be left behind"
@@ -148,9 +151,9 @@ def test_evaluate_vision_script_prints_a_table(tiny):
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     header, row = result.stdout.strip().splitlines()[-2:]
-    assert header.split() == ["vision", "MSE", "SSIM", "sharpness", "frames", "speed", "R2", "on-road", "acc",
-                              "(majority)"]
-    assert row.split()[0] == "vae" and len(row.split()) == 8  # the probe's three figures: episodes record speed
+    assert header.split() == ["vision", "MSE", "SSIM", "sharpness", "diversity", "prior", "div", "frames", "speed",
+                              "R2", "on-road", "acc", "(majority)"]
+    assert row.split()[0] == "vae" and len(row.split()) == 10  # the probe's three figures: episodes record speed
 
 
 def test_evaluation_without_a_trained_model_says_what_to_run(tiny):

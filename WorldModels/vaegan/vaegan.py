@@ -1,7 +1,10 @@
 """VAE/GAN (Larsen et al. 2016, "Autoencoding beyond pixels using a learned similarity metric").
 
-The encoder and decoder are the ConvVAE's (same shapes, so the latents drop into series.py and
-the MDN-RNN unchanged); the decoder doubles as the GAN's generator. A discriminator Dis judges
+The encoder is the ConvVAE's (the same z, so the latents drop into series.py and the MDN-RNN
+unchanged). The decoder, which doubles as the GAN's generator, is by default the authors' 64x64
+generator (build_larsen_decoder: batch normalisation in every hidden layer, as DCGAN's); the
+ConvVAE's decoder ("world_models") stays selectable, but with the paper's gamma it collapses on
+CarRacing (every reconstruction the same picture; bench/vaegan_stability.py). A discriminator Dis judges
 real frames x, reconstructions x~ = Dec(z ~ Enc(x)) and decoded prior samples x_p = Dec(z_p),
 z_p ~ N(0, I), and its intermediate layer Dis_l is the learned similarity metric:
 
@@ -33,8 +36,10 @@ run. equilibrium 0.68 is about ln 2, the cost of a discriminator that cannot tel
 
 The discriminator (build_discriminator) is the authors' by default: batch normalisation and a fully
 connected layer, Dis_l at its fourth convolution (8 x 8 x 256 features). It costs ~875 MFLOP per
-frame forward, 11x the VAE's forward pass, and sees three frames per training frame, so a VAE/GAN
-step is tens of VAE steps on a CPU; discriminator_width scales it down for small machines.
+frame forward, 11x the VAE's forward pass, and sees three frames per training frame; the authors'
+decoder costs ~3.4 GFLOP per frame forward (4x the discriminator) and decodes two. A VAE/GAN
+step is tens of VAE steps on a CPU; discriminator_width and decoder_width scale the two networks
+down for small machines.
 real_label < 1 smooths the discriminator's targets for real frames (one-sided label smoothing);
 the equilibrium rule and the decoder's minimax term use the unsmoothed costs, and the logged
 discriminator_loss is the smoothed one it minimises. The first
@@ -135,6 +140,32 @@ def build_discriminator(architecture="larsen", feature_layer=4, width=1.0):
     return keras.Model(frames, [features, logit], name="discriminator")
 
 
+DECODERS = ("world_models", "larsen")
+
+
+def build_larsen_decoder(z_size, width=1.0):
+    """z (batch, z_size) -> frames (batch, 64, 64, 3) in [0, 1]: the authors' 64x64 generator
+    (img64x64): a fully connected layer to 8 x 8 x 256, then three 5x5 stride-2 transposed
+    convolutions of 256, 128 and 32 filters, each of them with batch normalisation and ReLU, then a 5x5
+    convolution to 3 channels. Their output is tanh for frames in [-1, 1]; ours is the sigmoid, for
+    frames in [0, 1]. `width` scales every hidden layer's size (1.0: theirs)."""
+    def size(units):
+        return max(1, round(units * width))
+
+    def normalised(layer, name):
+        return [layer, layers.BatchNormalization(**BATCH_NORM, name=f"{name}_norm"), layers.ReLU()]
+
+    return keras.Sequential([
+        keras.Input((z_size,), name="z"),
+        *normalised(layers.Dense(8 * 8 * size(256), use_bias=False, name="dense"), "dense"),
+        layers.Reshape((8, 8, size(256))),
+        *[block for index, filters in enumerate((256, 128, 32), start=1) for block in normalised(
+            layers.Conv2DTranspose(size(filters), 5, strides=2, padding="same", use_bias=False,
+                                   name=f"deconv{index}"), f"deconv{index}")],
+        layers.Conv2D(3, 5, padding="same", activation="sigmoid", name="frames"),
+    ], name="decoder")
+
+
 # -- the model --------------------------------------------------------------------------------
 
 @keras.saving.register_keras_serializable(package="WorldModels")
@@ -149,10 +180,16 @@ class VAEGAN(ConvVAE):
 
     def __init__(self, z_size=32, kl_tolerance=0.5, gamma=1e-5, pixel_weight=0.0, equilibrium=0.68,
                  margin=0.35, feature_layer=4, discriminator="larsen", discriminator_width=1.0,
-                 generator_loss="minimax", real_label=1.0, seed=None, **kwargs):
+                 generator_loss="minimax", real_label=1.0, decoder="larsen", decoder_width=1.0, seed=None,
+                 **kwargs):
         super().__init__(z_size=z_size, kl_tolerance=kl_tolerance, seed=seed, **kwargs)
         if generator_loss not in GENERATOR_LOSSES:
             raise ValueError(f"unknown generator_loss {generator_loss!r}; expected one of {GENERATOR_LOSSES}")
+        if decoder not in DECODERS:
+            raise ValueError(f"unknown decoder {decoder!r}; expected one of {', '.join(DECODERS)}")
+        self.decoder_architecture, self.decoder_width = decoder, decoder_width
+        if decoder == "larsen":  # else the ConvVAE's
+            self.decoder = build_larsen_decoder(z_size, decoder_width)
         self.gamma, self.pixel_weight, self.feature_layer = gamma, pixel_weight, feature_layer
         self.equilibrium, self.margin, self.generator_loss = equilibrium, margin, generator_loss
         self.architecture, self.discriminator_width, self.real_label = discriminator, discriminator_width, real_label
@@ -177,8 +214,9 @@ class VAEGAN(ConvVAE):
         latent noise and prior latents z_p. The discriminator sees the three in one batch, as in the
         authors' code (its batch normalisation then normalises real and fake frames together)."""
         mu, logvar = self.encode(frames, training=training)
-        reconstructions = self.decode(sample_latent(mu, logvar, noise), training=training)
-        samples = self.decode(prior_z, training=training)
+        # One decoder call, as the authors' GAN pass (with batch normalisation, one set of statistics).
+        reconstructions, samples = tf.split(
+            self.decode(tf.concat([sample_latent(mu, logvar, noise), prior_z], axis=0), training=training), 2)
         features, logits = self.discriminator(tf.concat([frames, reconstructions, samples], axis=0),
                                               training=training)
         real_features, reconstruction_features, _ = tf.split(features, 3)
@@ -236,10 +274,11 @@ class VAEGAN(ConvVAE):
             fakes, self.decoder.trainable_variables,
             output_gradients=[self.gamma * llike_wrt[0] + fooling_wrt[0] + pixel_term,
                               self.gamma * llike_wrt[1] + fooling_wrt[1]])
-        llike_wrt_reconstructions = llike_wrt[0]
-        encoder_gradients = tape.gradient(  # L_prior + L_llike (+ pixel); no GAN term reaches the encoder
-            [reconstructions, losses["kl_loss"]], self.encoder.trainable_variables,
-            output_gradients=[llike_wrt_reconstructions + pixel_term, tf.ones(())])
+        # L_prior + L_llike (+ pixel); no GAN term reaches the encoder. With batch normalisation in the
+        # decoder, the samples share the reconstructions' statistics, so L_llike reaches z through both.
+        encoder_gradients = tape.gradient(
+            [reconstructions, samples, losses["kl_loss"]], self.encoder.trainable_variables,
+            output_gradients=[llike_wrt[0] + pixel_term, llike_wrt[1], tf.ones(())])
         del tape
         return losses, {"encoder": encoder_gradients, "decoder": decoder_gradients,
                         "discriminator": discriminator_gradients}
@@ -283,9 +322,10 @@ class VAEGAN(ConvVAE):
         return {**super().get_config(), "gamma": self.gamma, "pixel_weight": self.pixel_weight,
                 "equilibrium": self.equilibrium, "margin": self.margin, "feature_layer": self.feature_layer,
                 "discriminator": self.architecture, "discriminator_width": self.discriminator_width,
-                "generator_loss": self.generator_loss, "real_label": self.real_label}
+                "generator_loss": self.generator_loss, "real_label": self.real_label,
+                "decoder": self.decoder_architecture, "decoder_width": self.decoder_width}
 
     @classmethod
     def from_config(cls, config):
-        # Models saved before the authors' discriminator was added had the strided one and say nothing.
-        return cls(**{"discriminator": "strided", **config})
+        # Models saved before the authors' networks were added had the first ones and say nothing.
+        return cls(**{"discriminator": "strided", "decoder": "world_models", **config})

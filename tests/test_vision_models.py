@@ -1,11 +1,15 @@
 """The vision models: shapes, losses against numpy, the VAE/GAN's gradient routing, learning, save/load."""
 
+import zipfile
+
+import h5py
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from errors import UserFacingError
+from vae.layers import rename_legacy_decoder_layers
 from vae.vae import ConvVAE, build_decoder, build_encoder, floored_kl, kl_divergence, sample_latent, squared_error
 from vaegan.vaegan import (
     VAEGAN,
@@ -247,12 +251,29 @@ def test_the_larsen_decoder_is_the_authors_generator():
 
 
 def test_the_larsen_decoder_normalises_in_training_and_not_after():
-    # Decoding uses the moving statistics outside training: one frame decodes the same alone or in a batch.
+    # A training step moves the decoder's moving statistics; decoding outside training uses them, so one
+    # frame decodes the same alone or in a batch.
     model = small_vaegan()
+    norm = model.decoder.get_layer("dense_norm")
+    assert np.all(norm.moving_mean.numpy() == 0.0)
+    model.train_step(tf.constant(frames(4)))
+    assert np.any(norm.moving_mean.numpy() != 0.0) and np.any(norm.moving_variance.numpy() != 1.0)
     z = tf.constant(rng.normal(size=(4, 4)), tf.float32)
     np.testing.assert_allclose(model.decode(z[:1]).numpy(), model.decode(z)[:1].numpy(), atol=1e-5)
     assert not np.allclose(model.decode(z[:1], training=True).numpy(), model.decode(z, training=True)[:1].numpy(),
                            atol=1e-3)
+
+
+def test_a_vaegan_holds_only_its_three_networks_and_is_no_legacy_file(tmp_path):
+    model = small_vaegan()
+    networks = (model.encoder, model.decoder, model.discriminator)
+    own = {id(weight) for network in networks for weight in network.weights}
+    assert {id(weight) for weight in model.weights} == own  # no unused decoder built and saved
+    model.save(tmp_path / "model.keras")  # the old-VAE upgrade must leave the authors' decoder alone
+    with zipfile.ZipFile(tmp_path / "model.keras") as archive:
+        archive.extract("model.weights.h5", tmp_path)
+    with h5py.File(tmp_path / "model.weights.h5", "r+") as weights:
+        assert rename_legacy_decoder_layers(weights) is False
 
 
 def test_a_model_saved_with_the_first_discriminator_loads_with_it():
@@ -314,6 +335,8 @@ def test_a_tiny_vaegan_trains_without_nan():
 def test_a_saved_and_loaded_model_gives_the_same_encodings(tmp_path, make):
     model = make()
     model.build()
+    if isinstance(model, VAEGAN):  # one step, so batch normalisation's moving statistics must round trip too
+        model.train_step(tf.constant(frames(4)))
     path = tmp_path / "model.keras"
     model.save(path)
     loaded = load_vision_model(path, z_size=model.z_size)

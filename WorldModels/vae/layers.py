@@ -53,7 +53,11 @@ def rename_legacy_decoder_layers(weights):
     the same variables sit under other names there. weights: an h5py file opened for writing (a
     .keras file's model.weights.h5, or a checkpoint). Returns True if it renamed anything."""
     decoder_layers = weights.get("decoder/layers")
-    if decoder_layers is None or "conv2d_transpose_of1x1" in decoder_layers or "conv2d_transpose" not in decoder_layers:
+    # The old layout has four plain transposed convolutions (the VAE/GAN's larsen decoder has three, and
+    # batch normalisation): anything else is not for this upgrade.
+    if (decoder_layers is None or "conv2d_transpose_of1x1" in decoder_layers
+            or "conv2d_transpose_3" not in decoder_layers
+            or any(name.startswith("batch_normalization") for name in decoder_layers)):
         return False
     decoder_layers.move("conv2d_transpose", "conv2d_transpose_of1x1")
     for index in (1, 2, 3):

@@ -87,11 +87,12 @@ class ConvVAE(keras.Model):
 
     TRACKED = ("loss", "reconstruction_loss", "kl_loss", "pixel_mse")  # logged every epoch
 
-    def __init__(self, z_size=32, kl_tolerance=0.5, seed=None, **kwargs):
+    def __init__(self, z_size=32, kl_tolerance=0.5, seed=None, decoder_network=None, **kwargs):
         super().__init__(**kwargs)
         self.z_size, self.kl_tolerance, self.seed = z_size, kl_tolerance, seed
         self.encoder = build_encoder(z_size)
-        self.decoder = build_decoder(z_size)
+        # A subclass may bring its own decoder (built here only when it does not, so no unused one is saved).
+        self.decoder = build_decoder(z_size) if decoder_network is None else decoder_network
         self.seed_generator = keras.random.SeedGenerator(seed)  # saved with the weights: resumes reproducibly
         self.trackers = {name: keras.metrics.Mean(name=name) for name in self.TRACKED}
         self.sharpness_tracker = SharpnessRatio(name="sharpness")  # validation only

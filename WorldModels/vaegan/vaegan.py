@@ -37,9 +37,14 @@ run. equilibrium 0.68 is about ln 2, the cost of a discriminator that cannot tel
 The discriminator (build_discriminator) is the authors' by default: batch normalisation and a fully
 connected layer, Dis_l at its fourth convolution (8 x 8 x 256 features). It costs ~875 MFLOP per
 frame forward, 11x the VAE's forward pass, and sees three frames per training frame; the authors'
-decoder costs ~3.4 GFLOP per frame forward (4x the discriminator) and decodes two. A VAE/GAN
+decoder costs ~860 MFLOP per frame forward (about as much) and decodes two. A VAE/GAN
 step is tens of VAE steps on a CPU; discriminator_width and decoder_width scale the two networks
 down for small machines.
+Where this differs from the authors' code: they compute L_llike in a pass of its own (the decoder on
+z alone, Dis_l on [x, x~]) and L_GAN in a second (the decoder on [z, z_p], Dis on [x, x~, x_p]).
+Here one pass serves both, saving a decoder and a discriminator pass per step; with batch
+normalisation the prior samples then share the statistics L_llike is computed with, so L_llike
+also reaches the encoder through the samples (losses_and_gradients follows that path too).
 real_label < 1 smooths the discriminator's targets for real frames (one-sided label smoothing);
 the equilibrium rule and the decoder's minimax term use the unsmoothed costs, and the logged
 discriminator_loss is the smoothed one it minimises. The first
@@ -182,14 +187,13 @@ class VAEGAN(ConvVAE):
                  margin=0.35, feature_layer=4, discriminator="larsen", discriminator_width=1.0,
                  generator_loss="minimax", real_label=1.0, decoder="larsen", decoder_width=1.0, seed=None,
                  **kwargs):
-        super().__init__(z_size=z_size, kl_tolerance=kl_tolerance, seed=seed, **kwargs)
         if generator_loss not in GENERATOR_LOSSES:
             raise ValueError(f"unknown generator_loss {generator_loss!r}; expected one of {GENERATOR_LOSSES}")
         if decoder not in DECODERS:
             raise ValueError(f"unknown decoder {decoder!r}; expected one of {', '.join(DECODERS)}")
+        super().__init__(z_size=z_size, kl_tolerance=kl_tolerance, seed=seed, **kwargs,  # world_models: the ConvVAE's
+                         decoder_network=build_larsen_decoder(z_size, decoder_width) if decoder == "larsen" else None)
         self.decoder_architecture, self.decoder_width = decoder, decoder_width
-        if decoder == "larsen":  # else the ConvVAE's
-            self.decoder = build_larsen_decoder(z_size, decoder_width)
         self.gamma, self.pixel_weight, self.feature_layer = gamma, pixel_weight, feature_layer
         self.equilibrium, self.margin, self.generator_loss = equilibrium, margin, generator_loss
         self.architecture, self.discriminator_width, self.real_label = discriminator, discriminator_width, real_label
@@ -214,7 +218,8 @@ class VAEGAN(ConvVAE):
         latent noise and prior latents z_p. The discriminator sees the three in one batch, as in the
         authors' code (its batch normalisation then normalises real and fake frames together)."""
         mu, logvar = self.encode(frames, training=training)
-        # One decoder call, as the authors' GAN pass (with batch normalisation, one set of statistics).
+        # One decoder pass and one discriminator pass serve L_llike and L_GAN (module docstring: the
+        # authors run a separate pass for L_llike).
         reconstructions, samples = tf.split(
             self.decode(tf.concat([sample_latent(mu, logvar, noise), prior_z], axis=0), training=training), 2)
         features, logits = self.discriminator(tf.concat([frames, reconstructions, samples], axis=0),

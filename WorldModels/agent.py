@@ -17,7 +17,7 @@ import numpy as np
 
 from config import vision_dir
 from controller import ACTION_SIZE, linear_actions
-from env import driving_state, make_env, tiles_visited, track_tiles
+from env import STEP_REWARD, driving_state, make_env, tiles_visited, track_tiles
 from errors import UserFacingError
 
 NOISE_STREAM = 1  # the agent's z samples draw from their own stream of an episode's seed
@@ -83,8 +83,15 @@ def load_dream(config):
     return DreamBatch(load_rnn(rnn_path(config)), initial_z, config)
 
 
+def stalled_score(score, steps, max_steps):
+    """The score of an episode stopped after `steps` of `max_steps` for earning no new tile: what it
+    earned, plus the step reward it would still pay (CarRacing's -0.1 a step) had it run to the end
+    without a new tile, so stopped and full episodes compare."""
+    return score + STEP_REWARD * (max_steps - steps)
+
+
 def play_episodes(agent, config, parameters, seeds, trace=False, record=False, full_episode=False,
-                  action_noise=0.0):
+                  action_noise=0.0, stall_steps=0):
     """Play one real episode per seed, each with its row of controller parameters (n, P), in lockstep.
 
     Returns {"scores": (n,) summed rewards, "steps": (n,) int}. With trace, also "frames", "z" and
@@ -95,6 +102,8 @@ def play_episodes(agent, config, parameters, seeds, trace=False, record=False, f
     own stream. The random draws of an episode never depend on the others in its batch; the networks'
     outputs do, in the last bits (oneDNN computes a batch of 1 another way than a batch of 4), so an
     episode is reproduced exactly by playing its whole batch again. full_episode: as extract.
+    stall_steps > 0 ends an episode once that many steps have passed without a new tile (a positive
+    reward), with stalled_score; "steps" counts the steps really played.
     """
     parameters = np.asarray(parameters, np.float32)
     count, size = len(seeds), agent.rnn.rnn_size
@@ -104,6 +113,7 @@ def play_episodes(agent, config, parameters, seeds, trace=False, record=False, f
     frames = np.stack([env.reset()[0] for env in envs])
     h, c = np.zeros((count, size), np.float32), np.zeros((count, size), np.float32)
     scores, steps, alive = np.zeros(count), np.zeros(count, np.int64), np.ones(count, bool)
+    last_tile = np.zeros(count, np.int64)  # the step of each episode's last new tile
     keys = (("frames", "z", "predicted") if trace else ()) + (RECORDED if record else ())
     traces = [{key: [] for key in keys} for _ in range(count)]
     while alive.any():
@@ -130,6 +140,10 @@ def play_episodes(agent, config, parameters, seeds, trace=False, record=False, f
                 for key in keys:
                     traces[index][key].append(np.asarray(seen[key]))
             frames[index], scores[index], steps[index] = frame, scores[index] + reward, steps[index] + 1
+            last_tile[index] = steps[index] if reward > 0 else last_tile[index]
+            if alive[index] and stall_steps and steps[index] - last_tile[index] >= stall_steps:
+                alive[index] = False
+                scores[index] = stalled_score(scores[index], steps[index], config.max_frames)
     result = {"scores": scores, "steps": steps}
     result.update({key: [np.stack(episode[key]) for episode in traces] for key in keys})
     if record:
@@ -176,7 +190,7 @@ def limit_worker_threads(config):
         pass  # TensorFlow already started in this process (a reused Ray worker): keep its setting
 
 
-def score_episodes(config, parameters, seeds):
+def score_episodes(config, parameters, seeds, stall_steps=0):
     """Worker task: play_episodes for (parameters (n, P), seeds (n,)); returns (scores, steps)."""
     folder = vision_dir(config)
     key = tuple((path, path.stat().st_mtime_ns) for path in (folder / f"{config.vision}.keras", folder / "rnn.keras")
@@ -186,6 +200,6 @@ def score_episodes(config, parameters, seeds):
             limit_worker_threads(config)
         _loaded.clear()
         _loaded[key] = load_agent(config)
-    result = play_episodes(_loaded[key], config, parameters, seeds)
+    result = play_episodes(_loaded[key], config, parameters, seeds, stall_steps=stall_steps)
     return result["scores"], result["steps"]
 

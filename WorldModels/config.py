@@ -188,6 +188,9 @@ KEYS = {
     "controller_num_worker": (positive_int, 64, "population = controller_num_worker * controller_num_worker_trial"),
     "controller_num_worker_trial": (positive_int, 1, "see controller_num_worker"),
     "controller_sigma_init": (positive_float, 0.1, "initial CMA-ES step size"),
+    "controller_stall_steps": (non_negative_int, 0, "a training episode in the real env ends after this many "
+                               "steps without a new tile, charged the -0.1 a step it would still pay (0: full "
+                               "episodes; held-out tests and evaluate.py always play full episodes)"),
     "controller_batch_mode": (_choice("mean", "min"), "mean", "reduction of a candidate's episode scores"),
     "controller_max_generations": (positive_int, 2000, "CMA-ES generations"),
     "controller_weight_decay": (non_negative_float, 0.01,
@@ -201,8 +204,8 @@ KEYS = {
 
 
 # What runs saved before a key existed did: a saved config without the key is compared as if it
-# held this value (the first VAE/GAN's discriminator and losses).
-LEGACY_VALUES = {"vaegan_discriminator": "strided", "vaegan_discriminator_width": 1.0,
+# held this value (the first VAE/GAN's networks and losses; full training episodes).
+LEGACY_VALUES = {"controller_stall_steps": 0, "vaegan_discriminator": "strided", "vaegan_discriminator_width": 1.0,
                  "vaegan_generator_loss": "minimax", "vaegan_real_label": 1.0, "vaegan_decoder": "world_models",
                  "vaegan_decoder_width": 1.0}
 

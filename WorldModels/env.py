@@ -12,6 +12,7 @@ FRAME_SIZE = 64
 DASHBOARD_ROW = 84  # rows 84..95 of the 96x96 render hold the dashboard, which is cut off
 ACTION_LOW = np.array([-1.0, 0.0, 0.0], dtype=np.float32)  # steer, gas, brake
 ACTION_HIGH = np.array([1.0, 1.0, 1.0], dtype=np.float32)
+STEP_REWARD = -0.1  # CarRacing's reward for a step without a new tile (a new tile adds 1000 / tiles)
 
 
 def process_frame(frame):

@@ -41,7 +41,7 @@ from plots import save_figure
 SETTINGS = ("z_size", "rnn_size", "exp_mode", "state_space", "max_frames", "seed", "dream_env", "rnn_temperature",
             "controller_optimizer", "controller_num_episode", "controller_num_test_episode", "controller_eval_steps",
             "controller_num_worker", "controller_num_worker_trial", "controller_sigma_init", "controller_batch_mode",
-            "controller_weight_decay", "controller_z")
+            "controller_weight_decay", "controller_z", "controller_stall_steps")
 LOG_FIELDS = ("generation", "best", "mean", "worst", "sigma", "steps", "seconds", "test_score", "test_std")
 
 
@@ -57,13 +57,14 @@ class RealEpisodes:
         self.config = config
         self.workers = open_workers(score_episodes, config)
 
-    def scores(self, parameters, seeds):
-        """(scores (n, len(seeds)), env steps) of every row of parameters (n, P) on every seed."""
+    def scores(self, parameters, seeds, stall_steps=0):
+        """(scores (n, len(seeds)), env steps) of every row of parameters (n, P) on every seed; episodes
+        without a new tile for stall_steps steps end early (agent.play_episodes)."""
         pairs = [(row, column) for row in range(len(parameters)) for column in range(len(seeds))]
         chunks = [pairs[start:start + self.config.agent_batch_size]
                   for start in range(0, len(pairs), self.config.agent_batch_size)]
-        tasks = [(self.config, np.stack([parameters[row] for row, _ in chunk]), [seeds[column] for _, column in chunk])
-                 for chunk in chunks]
+        tasks = [(self.config, np.stack([parameters[row] for row, _ in chunk]), [seeds[column] for _, column in chunk],
+                  stall_steps) for chunk in chunks]
         chunk_of = {id(task): chunk for task, chunk in zip(tasks, chunks, strict=True)}  # run_tasks yields our tuples
         scores, steps = np.zeros((len(parameters), len(seeds))), 0
         for args, (chunk_scores, chunk_steps) in run_tasks(score_episodes, tasks, self.config,
@@ -87,8 +88,9 @@ class DreamEpisodes:
             raise UserFacingError(f"{vision_dir(config) / 'rnn.keras'}: dream_env=1 needs an MDN-RNN that predicts "
                                   "the reward; train it with rnn_r_pred=1 (and rnn_d_pred=1 for episode ends)")
 
-    def scores(self, parameters, seeds):
-        """As RealEpisodes.scores; the dreams of one call are all drawn from the stream of seeds[0]."""
+    def scores(self, parameters, seeds, stall_steps=0):
+        """As RealEpisodes.scores (a dream has no tiles: stall_steps is not used); the dreams of one call
+        are all drawn from the stream of seeds[0]."""
         result = play_dreams(self.dream, self.config, parameters, len(seeds), seed=seeds[0])
         return result["scores"], int(result["steps"].sum())
 
@@ -163,7 +165,8 @@ def train_controller(config):
                 started = time.monotonic()
                 solutions = np.array(es.ask())
                 scores, steps = episodes.scores(solutions, episode_seeds(config.seed, "train", generation,
-                                                                         config.controller_num_episode))
+                                                                         config.controller_num_episode),
+                                                config.controller_stall_steps)
                 fitness = reduce_scores(scores, config.controller_batch_mode)
                 penalized = fitness + weight_decay_penalty(solutions, config.controller_weight_decay)
                 es.tell(list(solutions), list(-penalized))  # pycma minimises

@@ -109,6 +109,24 @@ def test_features_follow_exp_mode_and_state_space(world, make_config):
     assert controller_features(z, h, c, make_config("--state_space", 2)).shape == (2, 20)
 
 
+def test_a_stalled_episode_ends_and_is_charged_the_step_reward_of_the_steps_it_skips(world):
+    config, vision_model, rnn, _ = world
+    agent = Agent(vision_model, rnn, config)
+    parameters = rng.normal(scale=0.5, size=(1, num_parameters(config))).astype(np.float32)
+    full = play_episodes(agent, config, parameters, [21], record=True)
+    rewards = full["reward"][0]
+    assert len(rewards) == config.max_frames and full["scores"][0] == pytest.approx(rewards.sum())
+    stall_steps, last_tile = 3, 0
+    for step, reward in enumerate(rewards, start=1):  # the rule, spelt out: stop 3 steps after the last new tile
+        last_tile = step if reward > 0 else last_tile
+        if step - last_tile >= stall_steps:
+            break
+    stopped = play_episodes(agent, config, parameters, [21], stall_steps=stall_steps)
+    assert stopped["steps"][0] == step < config.max_frames
+    assert stopped["scores"][0] == pytest.approx(rewards[:step].sum() - 0.1 * (config.max_frames - step), rel=1e-5)
+    assert play_episodes(agent, config, parameters, [21])["scores"][0] == pytest.approx(full["scores"][0])
+
+
 def test_the_agent_plays_batched_episodes_as_it_plays_them_one_by_one(world):
     config, vision_model, rnn, _ = world
     agent = Agent(vision_model, rnn, config)

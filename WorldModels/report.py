@@ -127,7 +127,18 @@ def _column(config, model, frames, probe):
     }
     curve = (log, (best["initial_score"], best["initial_score_std"])) if log and best else None
     return {"cells": cells, "curve": curve, "folder": vision_dir(config).name,
-            "gifs": evaluation is not None}
+            "gifs": evaluation is not None, "learning": learning_summary(best, len(log)) if best else None}
+
+
+def learning_summary(best, generations):
+    """One plain sentence on whether CMA-ES improved on its starting point, from best.json's details
+    (generation 0: no held-out test of the mean beat the initial controller)."""
+    if best["generation"] == 0:
+        return (f"no held-out test of the CMA-ES mean in {generations} generations beat the initial controller "
+                f"({best['initial_score']:.1f}): nothing was learnt at this scale, and the best controller is "
+                "the initial one")
+    return (f"the held-out score of the CMA-ES mean rose from {best['initial_score']:.1f} (the initial controller) "
+            f"to {best['score']:.1f} (generation {best['generation']} of {generations})")
 
 
 def _read_json(path):
@@ -170,7 +181,10 @@ def _markdown(config, visions, columns, extract_times, curves, frame_count, epis
     lines += ["", "## Reconstructions", "", "![reconstructions](report/reconstructions.png)", "",
               "## Decoded prior samples", "", "![prior samples](report/prior_samples.png)", ""]
     if curves:
-        lines += ["## Controller training", "", "![training curves](report/training_curves.png)", ""]
+        lines += ["## Controller training", ""]
+        lines += [f"{LABELS[vision]}: {columns[vision]['learning']}.  " for vision in visions
+                  if columns[vision]["learning"]]
+        lines += ["", "![training curves](report/training_curves.png)", ""]
     lines += ["## The agents and their dreams", ""]
     for vision in visions:
         column = columns[vision]

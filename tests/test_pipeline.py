@@ -15,7 +15,7 @@ from controller import load_controller
 from episodes import check_episode
 from evolution import controller_dir
 from memory import load_series
-from report import MISSING
+from report import LABELS, MISSING, learning_summary
 
 # One worker process: each one imports TensorFlow (~5 s of CPU); parallelism is tested in test_parallel.py.
 TINY = ["--num_episodes", 3, "--max_frames", 30, "--min_frames", 5, "--num_workers", 1, "--vae_num_epoch", 1,
@@ -64,6 +64,9 @@ def test_the_pipeline_builds_both_world_models_and_the_report_then_skips_what_is
         summary = json.loads((folder / "best_evaluation.json").read_text())
         assert cells["MDN-RNN held-out NLL per latent dimension"][column].strip(" |") == f"{memory['val_z_nll']:.4f}"
         assert cells["controller score (real episodes)"][column].startswith(f"{summary['mean']:.1f} ± ")
+        best = json.loads((folder / "best.json").read_text())  # and one plain line on whether CMA-ES learnt
+        line = f"{LABELS[vision]}: {learning_summary(best, config.controller_max_generations)}."
+        assert line in report.read_text()
     for figure in ("reconstructions", "prior_samples", "training_curves"):
         assert (report.parent / "report" / f"{figure}.png").stat().st_size > 0
 
@@ -92,3 +95,10 @@ def test_the_pipeline_only_takes_both_for_vision():
     assert pipeline.take_vision_both(["--vision", "vaegan"]) == (["--vision", "vaegan"], None)
     with pytest.raises(SystemExit):
         pipeline.main(["-c", str(SMOKE_CONFIG), "--vision", "all"])
+
+
+def test_the_report_says_plainly_whether_cma_es_learnt():
+    stuck = learning_summary({"generation": 0, "initial_score": 63.9, "score": 63.9}, 2)
+    assert "nothing was learnt at this scale" in stuck and "(63.9)" in stuck
+    learnt = learning_summary({"generation": 5, "initial_score": -48.3, "score": 10.9}, 15)
+    assert "rose from -48.3" in learnt and "to 10.9 (generation 5 of 15)" in learnt

@@ -104,8 +104,8 @@ def probe_steps(config, training, held_out):
 
 def vision_metrics(model, validation_frames, probe):
     """evaluate_reconstructions on the held-out frames, the diversity of PRIOR_SAMPLES decoded prior
-    samples (seeded) against the frames', the spread of the latent means, and the driving probe when
-    `probe` (probe_steps) is given."""
+    samples (seeded) against the frames', the spread of the latent means, a VAE/GAN's discriminator
+    scores, and the driving probe when `probe` (probe_steps) is given."""
     metrics = evaluate_reconstructions(model, validation_frames)
     prior_z = np.random.default_rng(0).standard_normal((PRIOR_SAMPLES, model.z_size)).astype("float32")
     metrics["prior_diversity"] = diversity_ratio(validation_frames.astype("float32") / 255.0,
@@ -113,6 +113,9 @@ def vision_metrics(model, validation_frames, probe):
     # How much of the prior the encoder uses: the spread of mu over the frames, per dimension, averaged
     # (1: as wide as N(0, I)). Far below 1, prior samples land where the decoder was never trained.
     metrics["latent_spread"] = float(np.mean(np.std(latent_means(model, validation_frames), axis=0)))
+    if isinstance(model, VAEGAN):  # what its discriminator makes of each kind of image
+        metrics.update(model.discriminator_scores(validation_frames[:PRIOR_SAMPLES].astype("float32") / 255.0,
+                                                  prior_z))
     if probe is not None:
         training, held_out = probe
         metrics.update(driving_probe(latent_means(model, training["obs"]), training,

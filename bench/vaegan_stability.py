@@ -76,12 +76,15 @@ def main():
         rows.append((name, metrics, (time.monotonic() - started) / 60))
     print(f"\nVAE/GAN, the authors' discriminator at width {args.width}, {args.epochs} epochs, batch 32, "
           "on the original policy's 7,200 frames (held-out frames: 300)")
-    print("| variant | MSE | SSIM | sharpness | reconstruction diversity | prior diversity | latent spread | minutes |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")  # the first row is the VAE's
+    print("| variant | MSE | SSIM | sharpness | reconstruction diversity | prior diversity | latent spread | "
+          "Dis(real / reconstruction / prior sample) | minutes |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|---:|")  # the first row is the VAE's
     for name, metrics, minutes in rows:
+        scores = (" / ".join(f"{metrics[f'discriminator_{kind}']:.3f}" for kind in ("real", "reconstruction", "prior"))
+                  if "discriminator_real" in metrics else "")
         print(f"| {name} | {metrics['mse']:.5f} | {metrics['ssim']:.3f} | {metrics['sharpness']:.2f} | "
               f"{metrics['diversity']:.3f} | {metrics['prior_diversity']:.3f} | {metrics['latent_spread']:.3f} | "
-              f"{minutes:.1f} |")
+              f"{scores} | {minutes:.1f} |")
 
 
 if __name__ == "__main__":

@@ -264,6 +264,19 @@ def test_the_larsen_decoder_normalises_in_training_and_not_after():
                            atol=1e-3)
 
 
+def test_discriminator_scores_are_its_mean_probability_of_real_for_each_kind_of_image():
+    model, data = small_vaegan(), frames(3)
+    prior_z = tf.constant(rng.normal(size=(5, 4)), tf.float32)
+    scores = model.discriminator_scores(data, prior_z)
+
+    def mean_probability(images):
+        return float(np.mean(1.0 / (1.0 + np.exp(-model.discriminator(images)[1].numpy()))))
+
+    assert scores["discriminator_real"] == pytest.approx(mean_probability(data), rel=1e-5)
+    assert scores["discriminator_reconstruction"] == pytest.approx(mean_probability(model(data)), rel=1e-5)
+    assert scores["discriminator_prior"] == pytest.approx(mean_probability(model.decode(prior_z)), rel=1e-5)
+
+
 def test_a_vaegan_holds_only_its_three_networks_and_is_no_legacy_file(tmp_path):
     model = small_vaegan()
     networks = (model.encoder, model.decoder, model.discriminator)

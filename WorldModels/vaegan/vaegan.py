@@ -323,6 +323,16 @@ class VAEGAN(ConvVAE):
         self.sharpness_tracker.update_state(frames, reconstructions)
         return {**self._track(losses), "sharpness": self.sharpness_tracker.result()}
 
+    def discriminator_scores(self, frames, prior_z):
+        """Mean Dis(.) (the probability of "real", inference mode) of frames in [0, 1], of their
+        reconstructions (from the mean) and of decoded prior samples z_p: which images the
+        discriminator tells from real frames (a prior sample scored ~0 gets almost no minimax gradient)."""
+        _, real = self.discriminator(frames, training=False)
+        _, reconstruction = self.discriminator(self(frames), training=False)
+        _, sample = self.discriminator(self.decode(prior_z), training=False)
+        return {f"discriminator_{name}": float(tf.reduce_mean(tf.sigmoid(logits)))
+                for name, logits in (("real", real), ("reconstruction", reconstruction), ("prior", sample))}
+
     def get_config(self):
         return {**super().get_config(), "gamma": self.gamma, "pixel_weight": self.pixel_weight,
                 "equilibrium": self.equilibrium, "margin": self.margin, "feature_layer": self.feature_layer,

@@ -140,7 +140,8 @@ def play_episodes(agent, config, parameters, seeds, trace=False, record=False, f
                 for key in keys:
                     traces[index][key].append(np.asarray(seen[key]))
             frames[index], scores[index], steps[index] = frame, scores[index] + reward, steps[index] + 1
-            last_tile[index] = steps[index] if reward > 0 else last_tile[index]
+            if reward > 0:
+                last_tile[index] = steps[index]
             if alive[index] and stall_steps and steps[index] - last_tile[index] >= stall_steps:
                 alive[index] = False
                 scores[index] = stalled_score(scores[index], steps[index], config.max_frames)

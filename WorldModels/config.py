@@ -193,6 +193,9 @@ KEYS = {
                                "episodes; held-out tests and evaluate.py always play full episodes)"),
     "controller_batch_mode": (_choice("mean", "min"), "mean", "reduction of a candidate's episode scores"),
     "controller_max_generations": (positive_int, 2000, "CMA-ES generations"),
+    "controller_init": (_optional_file, "", "CMA-ES's starting mean: empty for zeros (the original's), a controller "
+                        "JSON file, or `dream` for <vision>/controller_dream/best.json (the dream warm start; "
+                        "pipeline.py trains it first). A started run has its own folder, <vision>/controller_warm/"),
     "controller_weight_decay": (non_negative_float, 0.01,
                                 "L2 penalty: weight_decay * mean(params^2) is taken from the fitness (the original)"),
     "controller_z": (_choice("sample", "mean"), "sample",
@@ -204,8 +207,9 @@ KEYS = {
 
 
 # What runs saved before a key existed did: a saved config without the key is compared as if it
-# held this value (the first VAE/GAN's networks and losses; full training episodes).
-LEGACY_VALUES = {"controller_stall_steps": 0, "vaegan_discriminator": "strided", "vaegan_discriminator_width": 1.0,
+# held this value (the first VAE/GAN's networks and losses; full training episodes; CMA-ES from zeros).
+LEGACY_VALUES = {"controller_stall_steps": 0, "controller_init": "", "vaegan_discriminator": "strided",
+                 "vaegan_discriminator_width": 1.0,
                  "vaegan_generator_loss": "minimax", "vaegan_real_label": 1.0, "vaegan_decoder": "world_models",
                  "vaegan_decoder_width": 1.0}
 
@@ -276,6 +280,9 @@ def parse_config(argv=None, description=None, add_arguments=None):
     config = parser.parse_args(argv)
     if config.min_frames > config.max_frames:
         parser.error(f"argument --min_frames: must be <= max_frames ({config.max_frames}), got {config.min_frames}")
+    if config.dream_env and config.controller_init == "dream":
+        parser.error("argument --controller_init: a dream run (dream_env=1) cannot start from the dream's own "
+                     "controller; use controller_init=dream with dream_env=0")
     return config
 
 

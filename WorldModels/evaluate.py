@@ -16,7 +16,7 @@ from pathlib import Path
 from agent import episode_seeds
 from config import parse_config
 from errors import exit_on_user_error
-from evaluation import dream_gif, evaluate_controller, load_for_config, real_episode_gif
+from evaluation import describe_scores, dream_gif, evaluate_controller, load_for_config, real_episode_gif
 
 
 def add_arguments(parser):
@@ -35,8 +35,8 @@ def main(argv=None):
     summary = None
     if config.episodes:
         summary = evaluate_controller(config, config.controller, config.episodes)
-        print(f"{config.controller} ({config.vision}) over {config.episodes} episodes: {summary['mean']:.1f} ± "
-              f"{summary['std']:.1f} (min {summary['min']:.1f}, max {summary['max']:.1f}); scores in "
+        print(f"{config.controller} ({config.vision}): {describe_scores(summary)}, min {summary['min']:.1f}, "
+              f"max {summary['max']:.1f}; scores in "
               f"{config.controller.with_name(config.controller.stem)}_evaluation.csv")
     if config.gif:
         seed = episode_seeds(config.seed, "evaluate", 0, 1)[0]

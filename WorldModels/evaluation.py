@@ -78,11 +78,51 @@ def evaluate_controller(config, path, episodes):
     writer.writerows([index, seed, score] for index, (seed, score) in enumerate(zip(seeds, scores, strict=True)))
     write_text_atomic(f"{stem}_evaluation.csv", table.getvalue())
     summary = {"controller": str(path), "episodes": episodes, "mean": float(scores.mean()),
-               "std": float(scores.std()), "min": float(scores.min()), "max": float(scores.max()),
+               "std": float(scores.std()), "ci95": list(mean_interval(scores)) if episodes > 1 else None,
+               "min": float(scores.min()), "max": float(scores.max()),
                "controller_sha256": file_sha256(path), **{key: getattr(config, key) for key in EVALUATION_SETTINGS}}
     write_json_atomic(summary_path(path), summary)
     save_figure(score_histogram(scores, f"{path.name} ({config.vision}): {episodes} episodes"), f"{stem}_scores.png")
     return summary
+
+
+def evaluation_scores(path):
+    """The per-episode scores (float64, episodes) evaluate_controller wrote for the controller file `path`."""
+    table = Path(path).with_name(f"{Path(path).stem}_evaluation.csv")
+    try:
+        with table.open(newline="") as handle:
+            return np.array([float(row["score"]) for row in csv.DictReader(handle)])
+    except (OSError, KeyError, ValueError) as error:
+        raise UserFacingError(f"{table}: no readable per-episode scores ({error}); run evaluate.py again") from None
+
+
+def mean_interval(scores, confidence=0.95):
+    """(low, high): Student's t confidence interval of the mean of `scores` (at least two of them)."""
+    from scipy import stats
+
+    scores = np.asarray(scores, np.float64)
+    half_width = stats.t.ppf((1 + confidence) / 2, len(scores) - 1) * scores.std(ddof=1) / np.sqrt(len(scores))
+    return float(scores.mean() - half_width), float(scores.mean() + half_width)
+
+
+def compare_scores(first, second, confidence=0.95):
+    """Two controllers' scores compared: the difference of means (first - second), Welch's t-test (its
+    confidence interval of the difference and p-value) and, as scores are far from normal (a lap or a
+    crash), the Mann-Whitney U test's p-value. Returns a dict of floats."""
+    from scipy import stats
+
+    welch = stats.ttest_ind(first, second, equal_var=False)
+    interval = welch.confidence_interval(confidence)
+    return {"difference": float(np.mean(first) - np.mean(second)), "low": float(interval.low),
+            "high": float(interval.high), "t": float(welch.statistic), "p_welch": float(welch.pvalue),
+            "p_mann_whitney": float(stats.mannwhitneyu(first, second, alternative="two-sided").pvalue)}
+
+
+def describe_scores(summary):
+    """'mean ± std (95% CI low..high, N episodes)' of an evaluation summary."""
+    interval = summary.get("ci95")
+    interval_text = f"95% CI {interval[0]:.1f} to {interval[1]:.1f}, " if interval else ""
+    return f"{summary['mean']:.1f} ± {summary['std']:.1f} ({interval_text}{summary['episodes']} episodes)"
 
 
 def best_evaluated(config):
@@ -115,8 +155,8 @@ def evaluate_best(config):
     parameters, seed = load_for_config(path, config), episode_seeds(config.seed, "evaluate", 0, 1)[0]
     real_episode_gif(config, parameters, gifs["agent"], seed)
     dream_gif(config, parameters, gifs["dream"], seed)
-    print(f"{path} over {summary['episodes']} episodes: {summary['mean']:.1f} ± {summary['std']:.1f} (min "
-          f"{summary['min']:.1f}, max {summary['max']:.1f}); scores {path.with_name('best_evaluation.csv')}; "
+    print(f"{path}: {describe_scores(summary)}, min {summary['min']:.1f}, max {summary['max']:.1f}; scores "
+          f"{path.with_name('best_evaluation.csv')}; "
           f"GIFs {gifs['agent']}, {gifs['dream']}")
     return summary
 

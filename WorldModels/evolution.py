@@ -1,7 +1,8 @@
 """Train the controller C with CMA-ES (pycma), in the real environment or in the MDN-RNN's dream.
 
-Outputs, under <vision>/controller/ (real) or <vision>/controller_dream/ (dream_env=1), so the two
-never resume or overwrite each other:
+Outputs, under <vision>/controller/ (real), <vision>/controller_dream/ (dream_env=1) or
+<vision>/controller_warm/ (real, started from controller_init's parameters, e.g. the dream's best:
+the dream warm start), so these never resume or overwrite each other:
     best.json            the best evaluated mean so far (controller.save_controller), with its score and
                          that of the initial mean; a dream-trained one also holds its real-env score
     log.csv, log.json    per generation: best, mean and worst fitness, sigma, env steps, seconds, and
@@ -17,17 +18,19 @@ controller_eval_steps generations and after the last, the mean of the distributi
 controller_num_test_episode held-out episodes; best.json is the best of these.
 """
 
+import argparse
 import csv
 import io
 import pickle
 import time
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from agent import episode_seeds, load_dream, play_dreams, score_episodes
 from config import settings_match, stage_folder, vision_dir
-from controller import num_parameters, reduce_scores, save_controller, weight_decay_penalty
+from controller import load_controller, num_parameters, reduce_scores, save_controller, weight_decay_penalty
 from errors import UserFacingError
 from files import (
     file_sha256,
@@ -41,12 +44,33 @@ from plots import save_figure
 SETTINGS = ("z_size", "rnn_size", "exp_mode", "state_space", "max_frames", "seed", "dream_env", "rnn_temperature",
             "controller_optimizer", "controller_num_episode", "controller_num_test_episode", "controller_eval_steps",
             "controller_num_worker", "controller_num_worker_trial", "controller_sigma_init", "controller_batch_mode",
-            "controller_weight_decay", "controller_z", "controller_stall_steps")
+            "controller_weight_decay", "controller_z", "controller_stall_steps", "controller_init")
 LOG_FIELDS = ("generation", "best", "mean", "worst", "sigma", "steps", "seconds", "test_score", "test_std")
 
 
 def controller_dir(config):
-    return vision_dir(config) / ("controller_dream" if config.dream_env else "controller")
+    """<vision>/controller_dream/ (dream_env), controller_warm/ (a real run from controller_init) or controller/."""
+    if config.dream_env:
+        return vision_dir(config) / "controller_dream"
+    return vision_dir(config) / ("controller_warm" if config.controller_init else "controller")
+
+
+def dream_config(config):
+    """The config of the dream run that controller_init=dream starts from: the same keys, in the dream."""
+    return argparse.Namespace(**{**vars(config), "dream_env": True, "controller_init": ""})
+
+
+def warm_start_path(config):
+    """The controller file whose parameters CMA-ES starts from (controller_init), or None for zeros."""
+    if config.controller_init != "dream":
+        return Path(config.controller_init) if config.controller_init else None
+    return controller_dir(dream_config(config)) / "best.json"
+
+
+def starting_mean(config):
+    """CMA-ES's first mean (float32, P): zeros, or the parameters of the controller_init file."""
+    path = warm_start_path(config)
+    return np.zeros(num_parameters(config), np.float32) if path is None else load_controller(path, config)[0]
 
 
 class RealEpisodes:
@@ -99,13 +123,22 @@ class DreamEpisodes:
 
 
 def world_fingerprint(config):
-    """SHA-256 of the vision model and MDN-RNN files: a controller is only resumed on the same world model."""
+    """SHA-256 of the vision model and MDN-RNN files (and of the controller_init file): a controller is
+    only resumed on the same world model, from the same start."""
     folder = vision_dir(config)
     paths = [folder / f"{config.vision}.keras", folder / "rnn.keras"]
     for path in paths:
         if not path.exists():
             raise UserFacingError(f"{path}: missing; train the vision model and the MDN-RNN first")
-    return {path.name: file_sha256(path) for path in paths}
+    fingerprint = {path.name: file_sha256(path) for path in paths}
+    start = warm_start_path(config)
+    if start is not None:
+        if not start.exists():
+            raise UserFacingError(f"{start}: missing (controller_init={config.controller_init}); "
+                                  + ("train in the dream first: train.py --dream_env 1" if config.controller_init
+                                     == "dream" else "give an existing controller file"))
+        fingerprint["controller_init"] = file_sha256(start)
+    return fingerprint
 
 
 def controller_trained(config):
@@ -135,7 +168,7 @@ def train_controller(config):
             return _summarize(folder, config, state["best"])
         if state is None:
             population = config.controller_num_worker * config.controller_num_worker_trial
-            es = cma.CMAEvolutionStrategy(np.zeros(num_parameters(config)), config.controller_sigma_init,
+            es = cma.CMAEvolutionStrategy(starting_mean(config).astype(np.float64), config.controller_sigma_init,
                                           {"popsize": population, "seed": config.seed + 1, "verbose": -9})
             state = {"es": es, "log": [], "best": None, "world": fingerprint}
         else:
@@ -147,8 +180,8 @@ def train_controller(config):
               f"{config.controller_num_episode} episodes per candidate; "
               + (f"resuming after generation {len(log)}" if log else "starting"))
         try:
-            if "initial" not in state:  # the starting point (zeros, as es started), every later score's reference
-                initial = np.zeros(num_parameters(config), np.float32)
+            if "initial" not in state:  # the starting point (where es started), every later score's reference
+                initial = starting_mean(config)
                 test, test_steps = _test(episodes, initial, config)
                 state["initial"] = {"score": float(test.mean()), "score_std": float(test.std()), "generation": 0,
                                     "parameters": initial}
@@ -224,7 +257,8 @@ def _restore(path, fingerprint):
     except Exception as error:  # a checkpoint is written atomically, so this is another program's doing
         raise UserFacingError(f"{path}: unreadable checkpoint ({error}); remove it to start afresh") from None
     if state["world"] != fingerprint:
-        raise UserFacingError(f"{path}: made with another vision model or MDN-RNN than the current ones; "
+        raise UserFacingError(f"{path}: made with another vision model, MDN-RNN or controller_init file than the "
+                              "current ones; "
                               "remove this controller folder (or use another exp_name) to train afresh")
     return state
 

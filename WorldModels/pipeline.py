@@ -7,7 +7,9 @@ series.py, rnn_train.py, train.py, evaluate.py), in that order, for one vision m
 the same rollouts. A stage whose outputs are complete for this config is skipped, so a rerun
 after a kill continues where it stopped; a stage whose folder was made with other settings is
 refused, as its script refuses it. After each stage one status line says what happened and
-where the outputs are. With --vision both, compare.py's report.md ends the run.
+where the outputs are. With --vision both, compare.py's report.md ends the run. With
+controller_init=dream, CMA-ES runs in the dream first (<vision>/controller_dream/) and the real
+run starts from its best controller (<vision>/controller_warm/).
 
 Each stage's wall time (summed over the runs that worked on it) is kept in stage_times.json in
 its folder (record/, <vision>/, and <vision>/controller/ or controller_dream/), for the report.
@@ -19,7 +21,7 @@ import time
 from config import experiment_dir, for_vision, parse_config, record_dir, vision_dir
 from errors import exit_on_user_error
 from evaluation import best_evaluated, evaluate_best
-from evolution import controller_dir, controller_trained, train_controller
+from evolution import controller_dir, controller_trained, dream_config, train_controller
 from extract import extract, extracted
 from memory import encode_series, memory_trained, rnn_path, series_path, series_up_to_date, train_memory
 from report import add_stage_time, write_report
@@ -41,6 +43,13 @@ def plan(config, visions):
              lambda s=s: encode_series(s), series_path(s)),
             (f"{s.vision} MDN-RNN", vision_dir(s), "rnn", lambda s=s: memory_trained(s),
              lambda s=s: train_memory(s), rnn_path(s)),
+        ]
+        if s.controller_init == "dream":  # the dream warm start: CMA-ES in the dream first
+            dream = dream_config(s)
+            stages.append((f"{s.vision} dream controller", controller_dir(dream), "controller",
+                           lambda d=dream: controller_trained(d), lambda d=dream: train_controller(d),
+                           controller_dir(dream) / "best.json"))
+        stages += [
             (f"{s.vision} controller", best.parent, "controller", lambda s=s: controller_trained(s),
              lambda s=s: train_controller(s), best),
             (f"{s.vision} evaluation", best.parent, "evaluation", lambda s=s: best_evaluated(s) is not None,

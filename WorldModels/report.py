@@ -19,8 +19,8 @@ import numpy as np
 from config import experiment_dir, for_vision, record_dir, vision_dir
 from episodes import list_episodes
 from errors import UserFacingError
-from evaluation import best_evaluated
-from evolution import controller_dir, controller_trained, training_curve
+from evaluation import best_evaluated, compare_scores, controller_evaluated, describe_scores, evaluation_scores
+from evolution import controller_dir, controller_trained, dream_config, training_curve
 from files import write_json_atomic, write_text_atomic
 from memory import memory_trained, prediction_pixel_errors
 from plots import image_rows, save_figure
@@ -113,10 +113,12 @@ def _column(config, model, frames, probe):
         "MDN-RNN one-step prediction decoded, pixel MSE on held-out episodes (comparable across visions)": (
             f"{predictions['rnn']:.5f}" if predictions else MISSING),
         "the same, copying the last frame": f"{predictions['copy_last']:.5f}" if predictions else MISSING,
-        "controller score (real episodes)": (f"{evaluation['mean']:.1f} ± {evaluation['std']:.1f} "
-                                             f"({evaluation['episodes']} episodes)" if evaluation else MISSING),
+        "controller score over real episodes (fixed seeds): mean ± std (95% CI)": (
+            describe_scores(evaluation) if evaluation else MISSING),
         "best controller: generation (0 = the initial mean) of all run": (f"{best['generation']} of {len(log)}"
                                                                            if best else MISSING),
+        f"{'dream' if config.dream_env else 'real'} environment steps spent by CMA-ES (with its held-out tests)": (
+            f"{sum(row['steps'] for row in log):,}" if log else MISSING),
         f"{'dream' if config.dream_env else 'held-out'} score of the initial mean (controller_num_test_episode)": (
             f"{best['initial_score']:.1f} ± {best['initial_score_std']:.1f}" if best else MISSING),
         "wall time: vision training": seconds("vision"),
@@ -125,9 +127,36 @@ def _column(config, model, frames, probe):
         "wall time: controller training": seconds("controller"),
         "wall time: evaluation and GIFs": seconds("evaluation"),
     }
+    dream = dream_cell(config)
+    if dream is not None:  # a row only where a dream run exists
+        cells["dream-trained controller (controller_dream/), scored in the real environment"] = dream
     curve = (log, (best["initial_score"], best["initial_score_std"])) if log and best else None
-    return {"cells": cells, "curve": curve, "folder": vision_dir(config).name,
+    scores = evaluation_scores(folder / "best.json") if evaluation else None
+    return {"cells": cells, "curve": curve, "folder": vision_dir(config).name, "scores": scores,
             "gifs": evaluation is not None, "learning": learning_summary(best, len(log)) if best else None}
+
+
+def dream_cell(config):
+    """The real score of the dream-trained controller: over evaluate_episodes if evaluate.py scored it,
+    else over the held-out episodes train.py played at the end of its dream run; None without one."""
+    path = controller_dir(dream_config(config)) / "best.json"
+    if config.dream_env or not controller_trained(dream_config(config)):
+        return None
+    evaluation = controller_evaluated(config, path, config.evaluate_episodes)
+    if evaluation:
+        return describe_scores(evaluation)
+    best = _read_json(path)
+    return (f"{best['real_score']:.1f} ± {best['real_score_std']:.1f} ({config.controller_num_test_episode} "
+            f"held-out episodes; {best['score']:.1f} in the dream)")
+
+
+def score_comparison(first, second, first_label, second_label):
+    """One sentence: the difference of two world models' scores on the same episodes, its 95% CI and tests."""
+    result = compare_scores(first, second)
+    return (f"Score difference, {first_label} - {second_label}: {result['difference']:+.1f} (95% CI "
+            f"{result['low']:+.1f} to {result['high']:+.1f}; Welch's t-test p = {result['p_welch']:.3g}, "
+            f"Mann-Whitney U p = {result['p_mann_whitney']:.3g}; {len(first)} and {len(second)} episodes, "
+            "the same seeds).")
 
 
 def learning_summary(best, generations):
@@ -176,8 +205,11 @@ def _markdown(config, visions, columns, extract_times, curves, frame_count, epis
         "| | " + " | ".join(LABELS[vision] for vision in visions) + " |",
         "|---|" + "---|" * len(visions),
     ]
-    for row in columns[visions[0]]["cells"]:
-        lines.append(f"| {row} | " + " | ".join(columns[vision]["cells"][row] for vision in visions) + " |")
+    for row in dict.fromkeys(row for vision in visions for row in columns[vision]["cells"]):
+        lines.append(f"| {row} | " + " | ".join(columns[vision]["cells"].get(row, MISSING) for vision in visions)
+                     + " |")
+    if len(visions) == 2 and all(columns[vision]["scores"] is not None for vision in visions):
+        lines += ["", score_comparison(*(columns[vision]["scores"] for vision in visions), *map(LABELS.get, visions))]
     lines += ["", "## Reconstructions", "", "![reconstructions](report/reconstructions.png)", "",
               "## Decoded prior samples", "", "![prior samples](report/prior_samples.png)", ""]
     if curves:

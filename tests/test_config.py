@@ -29,9 +29,19 @@ def test_paper_config_holds_the_papers_settings():
     assert (config.controller_num_episode, config.exp_mode, config.full_episode) == (16, "zh", True)
 
 
-def test_every_key_is_set_in_both_configs():
-    for name in ("carracing.config", "smoke.config"):
+def test_every_key_is_set_in_every_config():
+    for name in ("carracing.config", "laptop.config", "smoke.config"):
         assert set(read_config_file(CONFIGS / name)) == set(KEYS), name
+
+
+def test_the_laptop_config_is_the_papers_agent_on_full_episodes_in_fewer_amounts():
+    paper, laptop = (read_config_file(CONFIGS / name) for name in ("carracing.config", "laptop.config"))
+    for key in ("z_size", "rnn_size", "rnn_num_mixture", "exp_mode", "max_frames", "vae_kl_tolerance",
+                "vae_learning_rate", "rnn_learning_rate", "vaegan_gamma", "vaegan_discriminator", "vaegan_decoder",
+                "extract_policy", "controller_optimizer", "controller_sigma_init"):
+        assert laptop[key] == paper[key], key
+    assert laptop["max_frames"] == laptop["rnn_max_seq_len"] == 1000 and laptop["evaluate_episodes"] == 100
+    assert laptop["controller_stall_steps"] == 0  # training episodes are full ones
 
 
 def test_command_line_overrides_the_file_and_values_are_typed():
@@ -60,6 +70,7 @@ def test_file_values_are_typed_and_comments_ignored(tmp_path):
     (["--results_dir", ""], "--results_dir"),
     (["--exp_name", "run#2"], "--exp_name"),
     (["--env_name", "CarRacing-v2"], "--env_name"),
+    (["--dream_env", "1", "--controller_init", "dream"], "--controller_init"),
 ])
 def test_bad_command_line_values_name_the_key_on_one_line(capsys, argv, named):
     message = parse_error(capsys, argv)

@@ -20,6 +20,7 @@ from controller import (
 )
 from env import DreamBatch, DreamEnv, make_env
 from errors import UserFacingError
+from evaluation import compare_scores, describe_scores, evaluation_scores, mean_interval
 from rnn.rnn import MDNRNN
 from vae.vae import ConvVAE
 
@@ -186,3 +187,28 @@ def test_dreams_repeat_across_candidates_and_zero_temperature_follows_the_likeli
     outputs = cold.rnn_step(z, np.zeros((2, 3), np.float32), np.zeros((2, 8), np.float32), np.zeros((2, 8), np.float32))
     likeliest = np.argmax(outputs["log_weights"].numpy(), axis=-1)[..., None]
     np.testing.assert_allclose(cold.z, np.take_along_axis(outputs["means"].numpy(), likeliest, -1)[..., 0], rtol=1e-5)
+
+
+def test_score_statistics_match_their_closed_forms():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(500.0, 100.0, 10)
+    low, high = mean_interval(scores)
+    half_width = 2.2621571627409915 * scores.std(ddof=1) / np.sqrt(10)  # t(0.975, 9 degrees of freedom), tables
+    assert (low, high) == pytest.approx((scores.mean() - half_width, scores.mean() + half_width))
+    other = rng.normal(300.0, 50.0, 30)
+    comparison = compare_scores(scores, other)
+    welch_t = (scores.mean() - other.mean()) / np.sqrt(scores.var(ddof=1) / 10 + other.var(ddof=1) / 30)
+    assert comparison["t"] == pytest.approx(welch_t) and comparison["difference"] == pytest.approx(200.0, abs=60)
+    assert comparison["low"] < comparison["difference"] < comparison["high"]
+    assert comparison["p_welch"] < 1e-3 and comparison["p_mann_whitney"] < 1e-3
+    same = compare_scores(scores, scores)
+    assert same["difference"] == 0 and same["p_welch"] == pytest.approx(1.0) and same["low"] < 0 < same["high"]
+
+
+def test_scores_are_read_back_and_a_missing_table_is_named(tmp_path):
+    (tmp_path / "best_evaluation.csv").write_text("episode,seed,score\n0,11,12.5\n1,12,-3.0\n")
+    assert evaluation_scores(tmp_path / "best.json").tolist() == [12.5, -3.0]
+    with pytest.raises(UserFacingError, match="other_evaluation.csv"):
+        evaluation_scores(tmp_path / "other.json")
+    summary = {"mean": 4.75, "std": 7.75, "episodes": 2, "ci95": [-93.7, 103.2]}
+    assert describe_scores(summary) == "4.8 ± 7.8 (95% CI -93.7 to 103.2, 2 episodes)"

@@ -3,6 +3,8 @@
 import csv
 import json
 import os
+import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,10 +17,11 @@ from PIL import Image
 import evaluate
 from config import vision_dir
 from conftest import SMOKE_CONFIG
-from controller import load_controller, num_parameters
+from controller import load_controller, num_parameters, save_controller
 from errors import UserFacingError
 from evolution import controller_dir, train_controller
 from files import write_json_atomic
+from report import dream_cell
 from rnn.rnn import MDNRNN
 from vae.vae import ConvVAE
 
@@ -85,8 +88,42 @@ def test_real_and_dream_runs_keep_separate_folders_and_changes_are_refused(tiny)
     rnn = MDNRNN(4, 8, 3, predict_reward=True, predict_done=True, seed=1)
     rnn.build()
     rnn.save(vision_dir(real) / "rnn.keras")
-    with pytest.raises(UserFacingError, match="another vision model or MDN-RNN"):
+    with pytest.raises(UserFacingError, match="another vision model, MDN-RNN or controller_init"):
         train_controller(tiny("--controller_max_generations", 2))
+
+
+def test_the_dream_warm_start_begins_where_the_dream_ended(tiny):
+    with pytest.raises(UserFacingError, match="controller_dream/best.json: missing .* train in the dream first"):
+        train_controller(tiny("--controller_init", "dream"))
+    dream = tiny("--dream_env", 1, "--controller_max_generations", 2)
+    train_controller(dream)
+    dream_best, _ = load_controller(controller_dir(dream) / "best.json", dream)
+    assert dream_cell(tiny()).endswith("(2 held-out episodes; "
+                                       f"{json.loads((controller_dir(dream) / 'best.json').read_text())['score']:.1f} "
+                                       "in the dream)")  # the report's row of the dream-trained controller
+    warm = tiny("--controller_init", "dream")
+    train_controller(warm)
+    folder = controller_dir(warm)
+    assert folder.name == "controller_warm" and not (folder.parent / "controller").exists()
+    start = pickle.loads((folder / "checkpoint.pkl").read_bytes())["initial"]["parameters"]
+    np.testing.assert_array_equal(start, dream_best)  # generation 0 is the dream's best, scored for real
+    if dream_best.any():
+        assert load_controller(folder / "best.json", warm)[0].any()
+    with pytest.raises(SystemExit):  # config.py refuses it, naming the key (test_config checks the message)
+        tiny("--dream_env", 1, "--controller_init", "dream")
+    save_controller(controller_dir(dream) / "best.json", dream_best + 1, dream)  # the dream's best changes
+    with pytest.raises(UserFacingError, match="controller_init file"):
+        train_controller(tiny("--controller_init", "dream", "--controller_max_generations", 2))
+    shutil.rmtree(folder)  # a start from any controller file, into the same folder
+    path = folder.parent / "elsewhere.json"
+    save_controller(path, np.full(num_parameters(warm), 0.5), warm)
+    with pytest.raises(UserFacingError, match="elsewhere.json.gone: missing"):
+        train_controller(tiny("--controller_init", f"{path}.gone"))
+    shutil.rmtree(folder)
+    plain = tiny("--controller_init", path)
+    train_controller(plain)
+    start = pickle.loads((controller_dir(plain) / "checkpoint.pkl").read_bytes())["initial"]["parameters"]
+    np.testing.assert_array_equal(start, np.full(num_parameters(warm), 0.5, np.float32))
 
 
 def test_dream_training_needs_a_reward_head(tiny):

@@ -13,9 +13,10 @@ from config import ConfigError, experiment_dir, for_vision, record_dir
 from conftest import SMOKE_CONFIG
 from controller import load_controller
 from episodes import check_episode
+from evaluation import describe_scores, evaluation_scores
 from evolution import controller_dir
 from memory import load_series
-from report import LABELS, MISSING, learning_summary
+from report import LABELS, MISSING, learning_summary, score_comparison
 
 # One worker process: each one imports TensorFlow (~5 s of CPU); parallelism is tested in test_parallel.py.
 TINY = ["--num_episodes", 3, "--max_frames", 30, "--min_frames", 5, "--num_workers", 1, "--vae_num_epoch", 1,
@@ -56,17 +57,20 @@ def test_the_pipeline_builds_both_world_models_and_the_report_then_skips_what_is
         assert set(json.loads((folder / "stage_times.json").read_text())) == {"controller", "evaluation"}
     report = experiment_dir(config) / "report.md"
     rows = table_rows(report.read_text())
-    assert len(rows) == 19 and not any(f"| {MISSING} |" in row or row.endswith(f"{MISSING} |") for row in rows)
+    assert len(rows) == 20 and not any(f"| {MISSING} |" in row or row.endswith(f"{MISSING} |") for row in rows)
     cells = {row.split(" | ")[0][2:]: row.split(" | ")[1:] for row in rows}
     for column, vision in enumerate(("vae", "vaegan")):  # each column holds its own model's numbers
         folder = controller_dir(for_vision(config, vision))
         memory = json.loads((folder.parent / "memory_metrics.json").read_text())
         summary = json.loads((folder / "best_evaluation.json").read_text())
         assert cells["MDN-RNN held-out NLL per latent dimension"][column].strip(" |") == f"{memory['val_z_nll']:.4f}"
-        assert cells["controller score (real episodes)"][column].startswith(f"{summary['mean']:.1f} ± ")
+        score_cell = cells["controller score over real episodes (fixed seeds): mean ± std (95% CI)"][column]
+        assert score_cell.strip(" |") == describe_scores(summary) and "95% CI" in score_cell
         best = json.loads((folder / "best.json").read_text())  # and one plain line on whether CMA-ES learnt
         line = f"{LABELS[vision]}: {learning_summary(best, config.controller_max_generations)}."
         assert line in report.read_text()
+    scores = [evaluation_scores(controller_dir(for_vision(config, v)) / "best.json") for v in ("vae", "vaegan")]
+    assert score_comparison(*scores, "VAE", "VAE/GAN") in report.read_text()  # the two-sample test of the scores
     for figure in ("reconstructions", "prior_samples", "training_curves"):
         assert (report.parent / "report" / f"{figure}.png").stat().st_size > 0
 
@@ -102,3 +106,12 @@ def test_the_report_says_plainly_whether_cma_es_learnt():
     assert "nothing was learnt at this scale" in stuck and "(63.9)" in stuck
     learnt = learning_summary({"generation": 5, "initial_score": -48.3, "score": 10.9}, 15)
     assert "rose from -48.3" in learnt and "to 10.9 (generation 5 of 15)" in learnt
+
+
+def test_the_dream_warm_start_trains_in_the_dream_before_the_real_environment(make_config):
+    config = make_config(*TINY, "--controller_init", "dream")
+    stages = {name: outputs for name, _, _, _, _, outputs in pipeline.plan(config, ["vae"])}
+    assert list(stages) == ["extract", "vae vision", "vae series", "vae MDN-RNN", "vae dream controller",
+                            "vae controller", "vae evaluation"]
+    assert stages["vae dream controller"].parent.name == "controller_dream"
+    assert stages["vae controller"].parent.name == "controller_warm"

@@ -4,12 +4,12 @@
 
 Reads what the stages wrote (both vision models, MDN-RNNs, controllers and their evaluations;
 pipeline.py --vision both runs them all and then this) and writes report.md and report/ under
-<results_dir>/<exp_name>/<env_name>/ (see report.py). Stages that have not run show "-".
+<results_dir>/<exp_name>/<env_name>/ (see stages/report.py). Stages that have not run show "-".
 """
 
-from config import parse_config
-from errors import exit_on_user_error
-from report import write_report
+from common.config import parse_config
+from common.errors import exit_on_user_error
+from stages.report import write_report
 
 
 def main(argv=None):

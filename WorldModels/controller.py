@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from errors import UserFacingError
-from files import write_json_atomic
-
-ACTION_SIZE = 3
+from common.episodes import ACTION_SIZE
+from common.errors import UserFacingError
+from common.files import write_json_atomic
 
 
 def carracing_action(output):
@@ -32,11 +31,23 @@ def carracing_action(output):
     return np.stack([steer, gas, brake], axis=-1).astype(np.float32)
 
 
-def input_size(config):
-    """Number of features the controller reads, from exp_mode, state_space, z_size and rnn_size."""
+def input_parts(config):
+    """The controller's input layout, in order: z; [z, h]; or [z, h, c] (exp_mode, state_space)."""
     if config.exp_mode == "z":
-        return config.z_size
-    return config.z_size + config.rnn_size * (2 if config.state_space >= 2 else 1)
+        return ("z",)
+    return ("z", "h", "c") if config.state_space >= 2 else ("z", "h")
+
+
+def input_size(config):
+    """Number of features the controller reads (input_parts' sizes: z_size, rnn_size, rnn_size)."""
+    sizes = {"z": config.z_size, "h": config.rnn_size, "c": config.rnn_size}
+    return sum(sizes[part] for part in input_parts(config))
+
+
+def controller_features(z, h, c, config):
+    """The controller's input for a batch, float32 (n, input_size): input_parts(config) concatenated."""
+    values = {"z": z, "h": h, "c": c}
+    return np.concatenate([values[part] for part in input_parts(config)], axis=-1).astype(np.float32)
 
 
 def num_parameters(config):

@@ -5,7 +5,7 @@
 
 Plays --episodes real episodes (default: the config's evaluate_episodes) with fixed seeds and
 prints mean ± std, min and max; writes the scores (CSV), a summary (JSON) and a histogram beside
-the controller file (see evaluation.py).
+the controller file (see stages/evaluation.py).
 --gif PATH writes one episode as a GIF: the real frame, the vision model's reconstruction and the
 RNN's prediction side by side; with --dream, a dream rollout decoded by the vision model instead.
 --episodes 0 only makes the GIF.
@@ -13,10 +13,10 @@ RNN's prediction side by side; with --dream, a dream rollout decoded by the visi
 
 from pathlib import Path
 
-from agent import episode_seeds
-from config import parse_config
-from errors import exit_on_user_error
-from evaluation import describe_scores, dream_gif, evaluate_controller, load_for_config, real_episode_gif
+from common.config import parse_config
+from common.errors import exit_on_user_error
+from stages.agent import episode_seeds
+from stages.evaluation import describe_scores, dream_gif, evaluate_controller, load_for_config, real_episode_gif
 
 
 def add_arguments(parser):

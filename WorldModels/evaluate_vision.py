@@ -6,16 +6,16 @@ and a linear probe of what z knows about driving (speed R^2, on-road accuracy).
 Evaluates every trained model (vae, vaegan) on validation_frames frames spread over the held-out
 episodes, prints one table and writes <vision>/vision_metrics.json. Sharpness is the variance of
 the Laplacian of the reconstructions over that of the real frames (1.0: as sharp as the frames).
-The probe (vision_metrics.driving_probe) is fitted on training frames and scored on the held-out
+The probe (stages/vision_metrics.py: driving_probe) is fitted on training frames and scored on the held-out
 ones; it needs episodes that record speed and on_road (extract.py writes them). Where a vision
 model's MDN-RNN is trained, its one-step predictions, decoded, are scored against the real next
-frames of held-out episodes (memory.prediction_pixel_errors): comparable across vision models.
+frames of held-out episodes (stages/memory.py: prediction_pixel_errors): comparable across vision models.
 """
 
-from config import for_vision, parse_config
-from errors import exit_on_user_error
-from memory import prediction_pixel_errors
-from vision import evaluate_vision, load_vision_model, model_path
+from common.config import for_vision, parse_config
+from common.errors import exit_on_user_error
+from stages.memory import prediction_pixel_errors
+from stages.vision import evaluate_vision, load_vision_model, model_path
 
 
 def format_table(results):

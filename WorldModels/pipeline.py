@@ -17,43 +17,56 @@ its folder (record/, <vision>/, and <vision>/controller/ or controller_dream/), 
 
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
 
-from config import experiment_dir, for_vision, parse_config, record_dir, vision_dir
-from errors import exit_on_user_error
-from evaluation import best_evaluated, evaluate_best
-from evolution import controller_dir, controller_trained, dream_config, train_controller
-from extract import extract, extracted
-from memory import encode_series, memory_trained, rnn_path, series_path, series_up_to_date, train_memory
-from report import add_stage_time, write_report
-from vision import VISIONS, model_path, train_vision, vision_trained
+from common.config import experiment_dir, for_vision, parse_config, record_dir, vision_dir
+from common.errors import exit_on_user_error
+from stages.evaluation import best_evaluated, evaluate_best
+from stages.evolution import controller_dir, controller_trained, dream_config, train_controller
+from stages.memory import encode_series, memory_trained, rnn_path, series_path, series_up_to_date, train_memory
+from stages.report import add_stage_time, write_report
+from stages.rollouts import extract, extracted
+from stages.vision import VISIONS, model_path, train_vision, vision_trained
+
+
+class Stage(NamedTuple):
+    """One step of the pipeline: what it is called, where it works, and how to check and run it."""
+    name: str  # e.g. "vae MDN-RNN"
+    folder: Path  # where its wall time is kept (stage_times.json)
+    time_key: str  # its entry there
+    complete: Callable[[], bool]  # are its outputs complete for this config?
+    run: Callable[[], object]  # make them (resuming a killed run)
+    outputs: Path  # shown in the status line
 
 
 def plan(config, visions):
-    """The stages for `visions`, in order: (name, its folder, time key, complete(), run(), outputs)."""
-    stages = [("extract", record_dir(config), "extract", lambda: extracted(config), lambda: extract(config),
-               record_dir(config))]
+    """The stages for `visions`, in order (a list of Stage)."""
+    stages = [Stage("extract", record_dir(config), "extract", lambda: extracted(config), lambda: extract(config),
+                    record_dir(config))]
     settings = [for_vision(config, vision) for vision in visions]
     for s in settings:  # every vision model first: the VAE/GAN's figures show the VAE's reconstructions too
-        stages.append((f"{s.vision} vision", vision_dir(s), "vision", lambda s=s: vision_trained(s, s.vision),
-                       lambda s=s: train_vision(s, s.vision), model_path(s, s.vision)))
+        stages.append(Stage(f"{s.vision} vision", vision_dir(s), "vision", lambda s=s: vision_trained(s, s.vision),
+                            lambda s=s: train_vision(s, s.vision), model_path(s, s.vision)))
     for s in settings:
         best = controller_dir(s) / "best.json"
         stages += [
-            (f"{s.vision} series", vision_dir(s), "series", lambda s=s: series_up_to_date(s),
-             lambda s=s: encode_series(s), series_path(s)),
-            (f"{s.vision} MDN-RNN", vision_dir(s), "rnn", lambda s=s: memory_trained(s),
-             lambda s=s: train_memory(s), rnn_path(s)),
+            Stage(f"{s.vision} series", vision_dir(s), "series", lambda s=s: series_up_to_date(s),
+                  lambda s=s: encode_series(s), series_path(s)),
+            Stage(f"{s.vision} MDN-RNN", vision_dir(s), "rnn", lambda s=s: memory_trained(s),
+                  lambda s=s: train_memory(s), rnn_path(s)),
         ]
         if s.controller_init == "dream":  # the dream warm start: CMA-ES in the dream first
             dream = dream_config(s)
-            stages.append((f"{s.vision} dream controller", controller_dir(dream), "controller",
-                           lambda d=dream: controller_trained(d), lambda d=dream: train_controller(d),
-                           controller_dir(dream) / "best.json"))
+            stages.append(Stage(f"{s.vision} dream controller", controller_dir(dream), "controller",
+                                lambda d=dream: controller_trained(d), lambda d=dream: train_controller(d),
+                                controller_dir(dream) / "best.json"))
         stages += [
-            (f"{s.vision} controller", best.parent, "controller", lambda s=s: controller_trained(s),
-             lambda s=s: train_controller(s), best),
-            (f"{s.vision} evaluation", best.parent, "evaluation", lambda s=s: best_evaluated(s) is not None,
-             lambda s=s: evaluate_best(s), best.with_name("best_evaluation.json")),
+            Stage(f"{s.vision} controller", best.parent, "controller", lambda s=s: controller_trained(s),
+                  lambda s=s: train_controller(s), best),
+            Stage(f"{s.vision} evaluation", best.parent, "evaluation", lambda s=s: best_evaluated(s) is not None,
+                  lambda s=s: evaluate_best(s), best.with_name("best_evaluation.json")),
         ]
     return stages
 
@@ -61,20 +74,20 @@ def plan(config, visions):
 def run_pipeline(config, visions):
     """Run (or skip, if complete) every stage for `visions`; returns [(stage, status, outputs)]."""
     stages, statuses, started = plan(config, visions), [], time.monotonic()
-    for number, (name, folder, time_key, complete, run, outputs) in enumerate(stages, start=1):
-        if complete():
+    for number, stage in enumerate(stages, start=1):
+        if stage.complete():
             status = "complete, skipped"
         else:
-            print(f"\n== [{number}/{len(stages)}] {name} ==", flush=True)
+            print(f"\n== [{number}/{len(stages)}] {stage.name} ==", flush=True)
             begun = time.monotonic()
             try:
-                run()
+                stage.run()
             finally:  # a failed or interrupted run's time counts too: the stage's total is what it cost
-                if folder.exists():
-                    add_stage_time(folder, time_key, time.monotonic() - begun)
+                if stage.folder.exists():
+                    add_stage_time(stage.folder, stage.time_key, time.monotonic() - begun)
             status = f"done in {time.monotonic() - begun:.0f} s"
-        statuses.append((name, status, outputs))
-        print(f"[{number}/{len(stages)}] {name:<20} {status:<18} {outputs}", flush=True)
+        statuses.append((stage.name, status, stage.outputs))
+        print(f"[{number}/{len(stages)}] {stage.name:<20} {status:<18} {stage.outputs}", flush=True)
     if set(visions) == set(VISIONS):
         report = write_report(config)
         statuses.append(("report", "written", report))

@@ -5,13 +5,13 @@
 Trains for rnn_num_steps steps (whole epochs of rnn_validation_every steps), validating on the
 held-out episodes after each: the log holds the RNN's negative log-likelihood of the next latent
 beside that of the baseline z_(t+1) = mu_t, so a reader sees what it learned. Writes rnn.keras,
-initial_z.json (for the dream), figures and metrics under <vision>/ (see memory.py). A killed
+initial_z.json (for the dream), figures and metrics under <vision>/ (see stages/memory.py). A killed
 run resumes from its checkpoint.
 """
 
-from config import parse_config
-from errors import exit_on_user_error
-from memory import train_memory
+from common.config import parse_config
+from common.errors import exit_on_user_error
+from stages.memory import train_memory
 
 
 def main(argv=None):

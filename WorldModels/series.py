@@ -8,9 +8,9 @@ and their true lengths. The VAE's and the VAE/GAN's series live in their own fol
 that is up to date (same episodes, same vision model) is not encoded again; a killed run resumes.
 """
 
-from config import parse_config
-from errors import exit_on_user_error
-from memory import encode_series
+from common.config import parse_config
+from common.errors import exit_on_user_error
+from stages.memory import encode_series
 
 
 def main(argv=None):

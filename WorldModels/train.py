@@ -6,12 +6,12 @@ Candidates play real CarRacing episodes on worker processes (or Ray tasks, backe
 dream_env=1, dream episodes of the MDN-RNN batched over the whole population; a dream-trained
 controller is then scored in the real environment. Writes best.json, log.csv, log.json and
 training_curve.png under <vision>/controller/ (or controller_dream/); a killed run resumes from
-its last generation (see evolution.py).
+its last generation (see stages/evolution.py).
 """
 
-from config import parse_config
-from errors import exit_on_user_error
-from evolution import train_controller
+from common.config import parse_config
+from common.errors import exit_on_user_error
+from stages.evolution import train_controller
 
 
 def main(argv=None):

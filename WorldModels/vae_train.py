@@ -4,12 +4,12 @@
 
 Held-out episodes (holdout_fraction) are never trained on; their frames give the validation
 losses, the per-epoch figures and the final metrics. A killed run resumes from its checkpoint;
-a rerun with a larger vae_num_epoch trains on from where the last run ended. Outputs: vision.py.
+a rerun with a larger vae_num_epoch trains on from where the last run ended. Outputs: stages/vision.py.
 """
 
-from config import parse_config
-from errors import exit_on_user_error
-from vision import train_vision
+from common.config import parse_config
+from common.errors import exit_on_user_error
+from stages.vision import train_vision
 
 
 def main(argv=None):

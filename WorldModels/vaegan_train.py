@@ -4,12 +4,12 @@
 
 The same data, held-out split, batch size, epochs, checkpoints, logs and figures as vae_train.py;
 only the model differs (vaegan/vaegan.py, vaegan_* keys). Its figures also show the trained VAE's
-reconstructions of the same frames when vae_train.py has run. Outputs: vision.py.
+reconstructions of the same frames when vae_train.py has run. Outputs: stages/vision.py.
 """
 
-from config import parse_config
-from errors import exit_on_user_error
-from vision import train_vision
+from common.config import parse_config
+from common.errors import exit_on_user_error
+from stages.vision import train_vision
 
 
 def main(argv=None):

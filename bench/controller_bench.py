@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "WorldModels"))
 
 import numpy as np
 
-from config import parse_config, vision_dir
+from common.config import parse_config, vision_dir
 from controller import num_parameters
 from timing import publish
 
@@ -40,8 +40,8 @@ def write_world_model(config):
     """Untrained vision model and MDN-RNN of the config's sizes, saved where the agent loads them."""
     import json
 
-    from memory import build_rnn
-    from vision import build_vision_model
+    from stages.memory import build_rnn
+    from stages.vision import build_vision_model
 
     folder = vision_dir(config)
     folder.mkdir(parents=True, exist_ok=True)
@@ -68,7 +68,7 @@ def raw_worker(config, steps, seed):
 def agent_worker(config, steps, seed):
     """(steps, seconds) of the full agent in this process: agent.score_episodes on batches of
     agent_batch_size episodes until `steps` steps, after one warm-up call (loads and traces)."""
-    from agent import score_episodes
+    from stages.agent import score_episodes
 
     rng = np.random.default_rng(seed)
     batch = config.agent_batch_size
@@ -90,7 +90,7 @@ def parallel_rate(pool, worker, config, steps, workers):
 
 def dream_rate(config, steps):
     """Dream steps/s over the paper's population x episodes, in this process."""
-    from agent import load_dream, play_dreams
+    from stages.agent import load_dream, play_dreams
 
     dream = load_dream(config)
     population = config.controller_num_worker * config.controller_num_worker_trial

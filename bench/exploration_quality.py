@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "WorldModels"))
 
-import tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
+import common.tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
 
 # isort: split
 import json
@@ -36,14 +36,14 @@ import time
 
 import numpy as np
 
-from config import experiment_dir, parse_config, read_config_file, record_dir, vision_dir
-from episodes import list_episodes, load_episode
-from extract import extract
-from memory import encode_series, load_rnn, one_step_frame_errors, rnn_path, train_memory
-from policies import pursuit_driver
+from common.config import experiment_dir, parse_config, read_config_file, record_dir, vision_dir
+from common.episodes import list_episodes, load_episode
+from stages.memory import encode_series, load_rnn, one_step_frame_errors, rnn_path, train_memory
+from stages.policies import pursuit_driver
+from stages.rollouts import extract
+from stages.vision import load_vision_model, model_path, train_vision
+from stages.vision_metrics import driving_probe, latent_means
 from timing import machine_description, publish
-from vision import load_vision_model, model_path, train_vision
-from vision_metrics import driving_probe, latent_means
 
 SMOKE_CONFIG = Path(__file__).resolve().parents[1] / "WorldModels" / "configs" / "smoke.config"
 POLICIES = ("original", "brownian", "white", "linear")

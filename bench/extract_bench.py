@@ -21,8 +21,8 @@ import argparse
 
 import gymnasium as gym
 
-from config import parse_config
-from extract import extract
+from common.config import parse_config
+from stages.rollouts import extract
 from timing import machine_description, publish
 
 PAPER_CONFIG = Path(__file__).resolve().parents[1] / "WorldModels" / "configs" / "carracing.config"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "WorldModels"))
 
-import tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
+import common.tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
 
 # isort: split
 import keras
@@ -30,10 +30,10 @@ import numpy as np
 import tensorflow as tf
 
 import torch_peers
-from data import sequence_dataset
-from episodes import check_episode
-from memory import encode_episodes, frame_encoder
+from common.data import sequence_dataset
+from common.episodes import check_episode
 from rnn.rnn import MDNRNN
+from stages.memory import encode_episodes, frame_encoder
 from timing import alternate, machine_description, per_unit, publish
 from vae.vae import ConvVAE
 from vision_bench import bare_steps, fit_measure, synthetic_episode, write_episodes

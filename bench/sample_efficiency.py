@@ -23,7 +23,7 @@ import argparse
 import csv
 import json
 
-from plots import save_figure
+from common.plots import save_figure
 
 TF2_PORT = {0: 166, 10: 418, 20: 736, 30: 766, 40: 802, 60: 835, 70: 838}  # generation: held-out score
 TF2_PORT_STEPS_PER_GENERATION = 64 * 16 * 1000

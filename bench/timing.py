@@ -83,7 +83,7 @@ def machine_description():
                    + (" ".join(vector) if vector else "unknown")
                    + ("" if any(flag.startswith("avx512") for flag in flags) else " (no AVX-512)"))
     if "tensorflow" in sys.modules:
-        from tensorflow_settings import onednn_enabled
+        from common.tensorflow_settings import onednn_enabled
         description += (f"; TensorFlow {sys.modules['tensorflow'].__version__}, oneDNN "
                         + {True: "on", False: "off", None: "unknown"}[onednn_enabled()])
     return description

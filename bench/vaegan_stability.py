@@ -19,15 +19,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "WorldModels"))
 
-import tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
+import common.tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
 
 # isort: split
 import argparse
 import time
 
-from config import parse_config
+from common.config import parse_config
+from stages.vision import evaluate_vision, train_vision
 from timing import machine_description
-from vision import evaluate_vision, train_vision
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_CONFIG = ROOT / "WorldModels" / "configs" / "carracing.config"

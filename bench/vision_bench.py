@@ -35,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "WorldModels"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
+import common.tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
 
 # isort: split
 import keras
@@ -43,8 +43,8 @@ import numpy as np
 import tensorflow as tf
 
 import torch_peers
-from data import frame_dataset
-from episodes import save_episode
+from common.data import frame_dataset
+from common.episodes import save_episode
 from timing import alternate, machine_description, per_unit, publish
 from vae.vae import ConvVAE
 from vaegan.vaegan import VAEGAN
@@ -89,8 +89,8 @@ def vaegan(**settings):
     return model
 
 
-# The first (hybrid) VAE/GAN, whose speed the README's tables are: the authors' networks (the defaults
-# since) cost far more (README, "vaegan_train.py" in the paper-scale table).
+# The first (hybrid) VAE/GAN, whose speed docs/results.md's tables are: the authors' networks (the defaults
+# since) cost far more (docs/results.md, "vaegan_train.py" in the paper-scale table).
 HYBRID = {"discriminator": "strided", "feature_layer": 3, "gamma": 10.0, "pixel_weight": 0.1, "decoder": "world_models"}
 
 

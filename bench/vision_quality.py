@@ -22,19 +22,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "WorldModels"))
 
-import tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
+import common.tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
 
 # isort: split
 import numpy as np
 
-from config import experiment_dir, for_vision, parse_config, record_dir
+from common.config import experiment_dir, for_vision, parse_config, record_dir
+from common.plots import image_rows, save_figure
 from evaluate_vision import format_table
-from extract import extract
-from memory import encode_series, prediction_pixel_errors, train_memory
-from plots import image_rows, save_figure
+from stages.memory import encode_series, prediction_pixel_errors, train_memory
+from stages.rollouts import extract
+from stages.vision import evaluate_vision, held_out_frames, load_vision_model, model_path, train_vision
+from stages.vision_metrics import as_uint8
 from timing import machine_description, publish
-from vision import evaluate_vision, held_out_frames, load_vision_model, model_path, train_vision
-from vision_metrics import as_uint8
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE_CONFIG = ROOT / "WorldModels" / "configs" / "smoke.config"

@@ -1,24 +1,37 @@
 """Shared fixtures: tiny configs in temporary folders (never the user's results/)."""
 
 import importlib.util
+import shutil
 from pathlib import Path
 
-import tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
+import common.tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
 
 # isort: split
 import pytest
 
-from config import parse_config
+from common.config import parse_config
 
 SMOKE_CONFIG = Path(__file__).resolve().parents[1] / "WorldModels" / "configs" / "smoke.config"
+
+
+def config_factory(results, *base):
+    """make(--key value ...) -> the smoke config with results under `results`, `base` and then the overrides."""
+    def make(*overrides):
+        return parse_config(["-c", str(SMOKE_CONFIG), "--results_dir", str(results), *map(str, base),
+                             *map(str, overrides)])
+    return make
+
+
+def copied_results(prepared, tmp_path, *base):
+    """config_factory over this test's own copy of a results folder a module fixture prepared once."""
+    shutil.copytree(prepared, tmp_path / "results", dirs_exist_ok=True)
+    return config_factory(tmp_path / "results", *base)
 
 
 @pytest.fixture
 def make_config(tmp_path):
     """make_config(--key value ...) -> the smoke config, with results under tmp_path and overrides applied."""
-    def make(*overrides):
-        return parse_config(["-c", str(SMOKE_CONFIG), "--results_dir", str(tmp_path / "results"), *map(str, overrides)])
-    return make
+    return config_factory(tmp_path / "results")
 
 
 @pytest.fixture
@@ -34,7 +47,7 @@ def local_ray():
         pytest.skip("ray is not installed (pip install -r requirements-cluster.txt): the Ray backend is not tested")
     import ray
 
-    from parallel import RAY_RUNTIME_ENV
+    from common.parallel import RAY_RUNTIME_ENV
     # Test tasks live in tests/, outside Ray's copy of WorldModels/: local workers find them on PYTHONPATH.
     tests_dir = str(Path(__file__).resolve().parent)
     ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING",

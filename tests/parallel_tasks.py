@@ -28,7 +28,7 @@ def always_fail(value):
 
 
 def raise_user_error(value):
-    from errors import UserFacingError
+    from common.errors import UserFacingError
     raise UserFacingError(f"bad setting for {value}")
 
 
@@ -43,3 +43,13 @@ def constant_action_policy(rng):
     def act(frame):
         return np.array([0.0, 1.0, 0.0], dtype=np.float32)
     return act
+
+
+def double_with_tensorflow(value):
+    """Use TensorFlow in a worker, and say so on stderr (which must reach the user)."""
+    import sys
+
+    import tensorflow as tf
+
+    print(f"task {value} says hello", file=sys.stderr, flush=True)
+    return int(tf.constant(value) * 2)

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from config import KEYS, ConfigError, check_same_settings, parse_config, read_config_file, save_config
+from common.config import (
+    KEYS,
+    ConfigError,
+    check_same_settings,
+    configuration_reference,
+    parse_config,
+    read_config_file,
+    save_config,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "WorldModels" / "configs"
@@ -160,7 +168,10 @@ def test_extract_script_rejects_bad_keys_before_any_work(tmp_path, override):
     assert not any(tmp_path.iterdir()), "nothing may be written before the config is valid"
 
 
-def test_readme_documents_every_key():
-    readme = (ROOT / "README.md").read_text()
-    undocumented = [key for key in KEYS if f"| `{key}` |" not in readme]
-    assert not undocumented, f"README's config table lacks {undocumented}"
+def test_the_configuration_reference_is_the_key_table():
+    documented = (ROOT / "docs" / "configuration.md").read_text()
+    assert documented == configuration_reference(), "docs/configuration.md is stale: python docs/make_configuration.py"
+    rows = [line.split(" | ") for line in documented.splitlines() if line.startswith("| `")]
+    assert [row[0][3:-1] for row in rows] == list(KEYS)  # every key, once, in the table's order
+    for row, (_, default, _) in zip(rows, KEYS.values(), strict=True):
+        assert row[1] in (f"`{int(default) if isinstance(default, bool) else default}`", "(empty)"), row

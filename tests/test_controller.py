@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from agent import Agent, controller_features, episode_seeds, play_dreams, play_episodes
-from config import parse_config
+from common.config import parse_config
+from common.errors import UserFacingError
 from controller import (
     carracing_action,
+    controller_features,
     linear_actions,
     load_controller,
     num_parameters,
@@ -19,9 +20,9 @@ from controller import (
     weight_decay_penalty,
 )
 from env import DreamBatch, DreamEnv, make_env
-from errors import UserFacingError
-from evaluation import compare_scores, describe_scores, evaluation_scores, mean_interval
 from rnn.rnn import MDNRNN
+from stages.agent import Agent, episode_seeds, play_dreams, play_episodes
+from stages.evaluation import compare_scores, describe_scores, evaluation_scores, mean_interval
 from vae.vae import ConvVAE
 
 rng = np.random.default_rng(0)

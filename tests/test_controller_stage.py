@@ -15,14 +15,14 @@ import pytest
 from PIL import Image
 
 import evaluate
-from config import vision_dir
+from common.config import vision_dir
+from common.errors import UserFacingError
+from common.files import write_json_atomic
 from conftest import SMOKE_CONFIG
 from controller import load_controller, num_parameters, save_controller
-from errors import UserFacingError
-from evolution import controller_dir, train_controller
-from files import write_json_atomic
-from report import dream_cell
 from rnn.rnn import MDNRNN
+from stages.evolution import controller_dir, train_controller
+from stages.report import dream_cell
 from vae.vae import ConvVAE
 
 # One worker process: each one imports TensorFlow (~5 s of CPU); parallelism is tested in test_parallel.py.
@@ -109,7 +109,7 @@ def test_the_dream_warm_start_begins_where_the_dream_ended(tiny):
     np.testing.assert_array_equal(start, dream_best)  # generation 0 is the dream's best, scored for real
     if dream_best.any():
         assert load_controller(folder / "best.json", warm)[0].any()
-    with pytest.raises(SystemExit):  # config.py refuses it, naming the key (test_config checks the message)
+    with pytest.raises(SystemExit):  # common/config.py refuses it, naming the key (test_config checks the message)
         tiny("--dream_env", 1, "--controller_init", "dream")
     save_controller(controller_dir(dream) / "best.json", dream_best + 1, dream)  # the dream's best changes
     with pytest.raises(UserFacingError, match="controller_init file"):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data import episode_dataset, frame_dataset, load_frames, split_episodes
-from episodes import EpisodeFileError, EpisodeInfo, save_episode
+from common.data import episode_dataset, frame_dataset, load_frames, split_episodes
+from common.episodes import EpisodeFileError, EpisodeInfo, save_episode
 
 
 def write_episodes(folder, lengths):

@@ -6,7 +6,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from episodes import EpisodeFileError, check_episode, list_episodes, load_episode, save_episode
+from common.episodes import EpisodeFileError, check_episode, list_episodes, load_episode, save_episode
 
 
 def random_episode(length=12, seed=0):

@@ -6,19 +6,19 @@ import argparse
 import numpy as np
 import pytest
 
-from agent import NOISE_STREAM, controller_features
-from config import record_dir, vision_dir
-from controller import carracing_action, linear_actions, num_parameters, save_controller
-from episodes import list_episodes, load_episode
-from errors import UserFacingError
-from evolution import controller_dir
-from extract import episode_seed, extract, extracted, run_episode, split_seed
-from memory import encode_series, load_series, one_step_frame_errors, rnn_path, train_memory
-from policies import ORIGINAL_AGENT, original_agent_config, original_parameters, random_agent
+from common.config import record_dir, vision_dir
+from common.episodes import list_episodes, load_episode
+from common.errors import UserFacingError
+from controller import carracing_action, controller_features, linear_actions, num_parameters, save_controller
 from rnn.rnn import MDNRNN
+from stages.agent import NOISE_STREAM
+from stages.evolution import controller_dir
+from stages.memory import encode_series, load_series, one_step_frame_errors, rnn_path, train_memory
+from stages.policies import ORIGINAL_AGENT, original_agent_config, original_parameters, random_agent
+from stages.rollouts import episode_seed, extract, extracted, run_episode, split_seed
+from stages.vision import model_path, train_vision
+from stages.vision_metrics import driving_probe, linear_probe, r_squared
 from vae.vae import ConvVAE
-from vision import model_path, train_vision
-from vision_metrics import driving_probe, linear_probe, r_squared
 
 TINY_MODELS = ["--vae_batch_size", "8", "--vae_num_epoch", "1", "--validation_frames", "16", "--holdout_fraction",
                "0.25", "--rnn_size", "16", "--rnn_batch_size", "2", "--rnn_max_seq_len", "10", "--rnn_num_steps", "4",

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import extract as extract_module
-from config import ConfigError, record_dir
+import stages.rollouts as extract_module
+from common.config import ConfigError, record_dir
+from common.episodes import check_episode, load_episode
+from common.files import FolderLockedError, folder_lock
 from conftest import SMOKE_CONFIG
-from episodes import check_episode, load_episode
-from extract import EPISODE_NAME, collect_episodes, episode_seed, extract, regenerate_episode
-from files import FolderLockedError, folder_lock
 from parallel_tasks import constant_action_policy
+from stages.rollouts import EPISODE_NAME, collect_episodes, episode_seed, extract, regenerate_episode
 
 ROOT = Path(__file__).resolve().parents[1]
 

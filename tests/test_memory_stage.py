@@ -2,7 +2,6 @@
 
 import csv
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import memory
-from config import parse_config, vision_dir
-from conftest import SMOKE_CONFIG
-from data import split_episodes
-from episodes import list_episodes, load_episode
-from errors import UserFacingError
-from extract import extract
-from memory import encode_series, load_rnn, load_series, rnn_path, series_path, train_memory
-from vision import load_vision_model, model_path, train_vision
+from common.config import parse_config, vision_dir
+from common.data import split_episodes
+from common.episodes import list_episodes, load_episode
+from common.errors import UserFacingError
+from conftest import SMOKE_CONFIG, copied_results
+from stages import memory
+from stages.memory import encode_series, load_rnn, load_series, rnn_path, series_path, train_memory
+from stages.rollouts import extract
+from stages.vision import load_vision_model, model_path, train_vision
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--num_episodes", "5", "--max_frames", "30", "--min_frames", "5", "--num_workers", "2",
@@ -39,12 +38,8 @@ def trained_vision(tmp_path_factory):
 
 @pytest.fixture
 def tiny(trained_vision, tmp_path):
-    shutil.copytree(trained_vision, tmp_path / "results", dirs_exist_ok=True)
-
-    def make(*overrides):
-        return parse_config(["-c", str(SMOKE_CONFIG), "--results_dir", str(tmp_path / "results"), *TINY,
-                             *map(str, overrides)])
-    return make
+    """tiny(--key value ...) -> a config whose results folder holds a copy of the tiny rollouts and VAE."""
+    return copied_results(trained_vision, tmp_path, *TINY)
 
 
 def test_series_holds_every_episode_in_the_documented_format(tiny):

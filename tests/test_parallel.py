@@ -1,13 +1,16 @@
 """The worker runner: results, retries after exceptions, dead and hung workers; local and Ray backends."""
 
 import argparse
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
+from common.errors import UserFacingError
+from common.parallel import TaskFailedError, run_tasks
 from crash_on_import_tasks import double
-from errors import UserFacingError
-from parallel import TaskFailedError, run_tasks
 from parallel_tasks import always_fail, fail_first_time, raise_own_timeout, raise_user_error, square
 
 
@@ -75,3 +78,27 @@ def test_ray_backend_runs_and_retries(local_ray, tmp_path):
     results = dict(run_tasks(fail_first_time, tasks, config, report=reports.append))
     assert results == {task: task[1] * 10 for task in tasks}
     assert len(reports) == 2
+
+
+def test_workers_do_not_repeat_tensorflows_start_up_lines_but_show_their_own_messages(tmp_path):
+    tests, world_models = Path(__file__).resolve().parent, Path(__file__).resolve().parents[1] / "WorldModels"
+    parent_only = f"import sys; sys.path[:0] = [{str(world_models)!r}]; import common.tensorflow_settings; " \
+                  "import tensorflow as tf; tf.constant(1)"
+    script = tmp_path / "script.py"
+    script.write_text(f"""import argparse, sys
+sys.path[:0] = [{str(world_models)!r}, {str(tests)!r}]
+import common.tensorflow_settings
+import tensorflow as tf
+from common.parallel import run_tasks
+from parallel_tasks import double_with_tensorflow
+if __name__ == "__main__":
+    tf.constant(1)
+    config = argparse.Namespace(backend="local", num_workers=2, worker_timeout=60.0, worker_max_retries=0)
+    print(sorted(result for _, result in run_tasks(double_with_tensorflow, [(1,), (2,)], config)))
+""")
+    alone = subprocess.run([sys.executable, "-c", parent_only], capture_output=True, text=True, check=True)
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[2, 4]"
+    assert "task 1 says hello" in run.stderr and "task 2 says hello" in run.stderr
+    assert run.stderr.count("oneDNN") == alone.stderr.count("oneDNN")  # the parent's lines, not the workers'
+    assert run.stderr.count("E0000") == alone.stderr.count("E0000")

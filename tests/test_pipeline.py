@@ -8,15 +8,15 @@ from PIL import Image
 
 import compare
 import pipeline
-from agent import load_agent
-from config import ConfigError, experiment_dir, for_vision, record_dir
+from common.config import ConfigError, experiment_dir, for_vision, record_dir
+from common.episodes import check_episode
 from conftest import SMOKE_CONFIG
 from controller import load_controller
-from episodes import check_episode
-from evaluation import describe_scores, evaluation_scores
-from evolution import controller_dir
-from memory import load_series
-from report import LABELS, MISSING, learning_summary, score_comparison
+from stages.agent import load_agent
+from stages.evaluation import describe_scores, evaluation_scores
+from stages.evolution import controller_dir
+from stages.memory import load_series
+from stages.report import LABELS, MISSING, learning_summary, score_comparison
 
 # One worker process: each one imports TensorFlow (~5 s of CPU); parallelism is tested in test_parallel.py.
 TINY = ["--num_episodes", 3, "--max_frames", 30, "--min_frames", 5, "--num_workers", 1, "--vae_num_epoch", 1,
@@ -110,7 +110,7 @@ def test_the_report_says_plainly_whether_cma_es_learnt():
 
 def test_the_dream_warm_start_trains_in_the_dream_before_the_real_environment(make_config):
     config = make_config(*TINY, "--controller_init", "dream")
-    stages = {name: outputs for name, _, _, _, _, outputs in pipeline.plan(config, ["vae"])}
+    stages = {stage.name: stage.outputs for stage in pipeline.plan(config, ["vae"])}
     assert list(stages) == ["extract", "vae vision", "vae series", "vae MDN-RNN", "vae dream controller",
                             "vae controller", "vae evaluation"]
     assert stages["vae dream controller"].parent.name == "controller_dream"

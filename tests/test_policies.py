@@ -5,7 +5,7 @@ import pytest
 
 from controller import carracing_action
 from env import ACTION_HIGH, ACTION_LOW
-from policies import brownian_policy, make_policy_factory, random_linear_policy, white_policy
+from stages.policies import brownian_policy, make_policy_factory, random_linear_policy, white_policy
 
 
 def test_carracing_action_matches_the_originals_mapping():

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data import sequence_dataset, validation_windows
-from memory import baseline_nll, baseline_variance
+from common.data import sequence_dataset, validation_windows
 from rnn.rnn import (
     MDNRNN,
     DecayedLearningRate,
@@ -17,6 +16,7 @@ from rnn.rnn import (
     split_mixture,
     weighted_done_loss,
 )
+from stages.memory import baseline_nll, baseline_variance
 
 rng = np.random.default_rng(0)
 

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from checkpoints import TrainingCheckpoint
+from common.checkpoints import TrainingCheckpoint
+from stages.vision import WEIGHT_UPGRADES, load_vision_model
 from vae.layers import Conv2DTransposeOf1x1, conv2d_transpose_of_1x1, rename_legacy_decoder_layers
 from vae.vae import ConvVAE
 from vaegan.vaegan import VAEGAN
-from vision import WEIGHT_UPGRADES, load_vision_model
 
 WORLD_MODELS = Path(__file__).resolve().parents[1] / "WorldModels"
 rng = np.random.default_rng(0)
@@ -135,7 +135,7 @@ def test_tensorflow_runs_with_onednn_unless_the_user_turns_it_off(setting, expec
     environment = {key: value for key, value in os.environ.items() if key != "TF_ENABLE_ONEDNN_OPTS"}
     if setting is not None:
         environment["TF_ENABLE_ONEDNN_OPTS"] = setting
-    code = "import vae.vae; from tensorflow_settings import onednn_enabled; print(onednn_enabled())"
+    code = "import vae.vae; from common.tensorflow_settings import onednn_enabled; print(onednn_enabled())"
     result = subprocess.run([sys.executable, "-c", code], cwd=WORLD_MODELS, env=environment, capture_output=True,
                             text=True, check=True)
     assert result.stdout.strip().splitlines()[-1] == expected

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from errors import UserFacingError
+from common.errors import UserFacingError
+from stages.vision import load_vision_model
+from stages.vision_metrics import SharpnessRatio, evaluate_reconstructions, laplacian_variance, sharpness_ratio
 from vae.layers import rename_legacy_decoder_layers
 from vae.vae import ConvVAE, build_decoder, build_encoder, floored_kl, kl_divergence, sample_latent, squared_error
 from vaegan.vaegan import (
@@ -19,8 +21,6 @@ from vaegan.vaegan import (
     feature_distance,
     real_and_fake_costs,
 )
-from vision import load_vision_model
-from vision_metrics import SharpnessRatio, evaluate_reconstructions, laplacian_variance, sharpness_ratio
 
 rng = np.random.default_rng(0)
 

@@ -3,7 +3,6 @@
 import csv
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,12 +13,12 @@ import keras
 import numpy as np
 import pytest
 
-from checkpoints import TrainingCheckpoint, truncate_log
-from config import ConfigError, parse_config, vision_dir
-from conftest import SMOKE_CONFIG
-from errors import UserFacingError
-from extract import extract
-from vision import (
+from common.checkpoints import TrainingCheckpoint, truncate_log
+from common.config import ConfigError, parse_config, vision_dir
+from common.errors import UserFacingError
+from conftest import SMOKE_CONFIG, copied_results
+from stages.rollouts import extract
+from stages.vision import (
     _other_vision_rows,
     build_vision_model,
     evaluate_vision,
@@ -46,12 +45,7 @@ def rollouts(tmp_path_factory):
 @pytest.fixture
 def tiny(rollouts, tmp_path):
     """tiny(--key value ...) -> a config whose results folder holds a copy of the tiny rollouts."""
-    shutil.copytree(rollouts, tmp_path / "results", dirs_exist_ok=True)
-
-    def make(*overrides):
-        return parse_config(["-c", str(SMOKE_CONFIG), "--results_dir", str(tmp_path / "results"), *TINY,
-                             *map(str, overrides)])
-    return make
+    return copied_results(rollouts, tmp_path, *TINY)
 
 
 def log_rows(config, vision):

@@ -14,7 +14,7 @@ receives r_t, and done_t marks the episode's last step. From [z_t, a_t] the mode
 
 import math
 
-import tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
+import common.tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
 
 # isort: split
 import keras
@@ -22,7 +22,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-ACTION_SIZE = 3
+from common.episodes import ACTION_SIZE
+
 LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
 

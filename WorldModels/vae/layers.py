@@ -9,7 +9,7 @@ product with oneDNN. The layer below is Keras's Conv2DTranspose (same kernel and
 same config, same parameter count); only its call() differs.
 """
 
-import tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
+import common.tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
 
 # isort: split
 import keras

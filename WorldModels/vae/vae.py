@@ -8,18 +8,16 @@ floored at kl_tolerance * z_size (free bits: the encoder may spend that much inf
 cost), both averaged over the batch. Frames enter as float32 in [0, 1].
 """
 
-import tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
+import common.tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
 
 # isort: split
 import keras
 import tensorflow as tf
 from keras import layers
 
+from common.episodes import FRAME_SHAPE
+from stages.vision_metrics import SharpnessRatio
 from vae.layers import Conv2DTransposeOf1x1
-from vision_metrics import SharpnessRatio
-
-FRAME_SHAPE = (64, 64, 3)
-
 
 # -- the math ---------------------------------------------------------------------------------
 

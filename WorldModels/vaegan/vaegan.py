@@ -52,14 +52,15 @@ discriminator of this project ("strided": four stride-2 convolutions, no normali
 selectable and is what models saved before this change load with.
 """
 
-import tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
+import common.tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
 
 # isort: split
 import keras
 import tensorflow as tf
 from keras import layers
 
-from vae.vae import FRAME_SHAPE, ConvVAE, floored_kl, pixel_mse, sample_latent, squared_error
+from common.episodes import FRAME_SHAPE
+from vae.vae import ConvVAE, floored_kl, pixel_mse, sample_latent, squared_error
 
 # -- the math ---------------------------------------------------------------------------------
 

@@ -23,14 +23,14 @@ import time
 import zipfile
 from pathlib import Path
 
-import tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
+import common.tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
 
 # isort: split
 import h5py
 import keras
 
-from errors import UserFacingError
-from files import atomic_path, write_json_atomic, write_text_atomic
+from common.errors import UserFacingError
+from common.files import atomic_path, write_json_atomic, write_text_atomic
 
 
 class TrainingCheckpoint(keras.callbacks.Callback):

@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from errors import UserFacingError
+from common.errors import UserFacingError
 
 TEMP_SUFFIX = ".tmp"
 

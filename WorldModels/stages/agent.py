@@ -15,10 +15,11 @@ import os
 
 import numpy as np
 
-from config import vision_dir
-from controller import ACTION_SIZE, linear_actions
+from common.config import vision_dir
+from common.episodes import ACTION_SIZE
+from common.errors import UserFacingError
+from controller import controller_features, linear_actions
 from env import STEP_REWARD, driving_state, make_env, tiles_visited, track_tiles
-from errors import UserFacingError
 
 NOISE_STREAM = 1  # the agent's z samples draw from their own stream of an episode's seed
 EXPLORATION_STREAM = 2  # and so does the exploration noise on its actions
@@ -33,20 +34,12 @@ def episode_seeds(base_seed, purpose, generation, count):
     return [int(seed) for seed in sequence.generate_state(count, np.uint32)]
 
 
-def controller_features(z, h, c, config):
-    """The controller's input: z, [z, h] or [z, h, c] (exp_mode, state_space), float32 (n, F)."""
-    if config.exp_mode == "z":
-        return np.asarray(z, np.float32)
-    parts = [z, h, c] if config.state_space >= 2 else [z, h]
-    return np.concatenate(parts, axis=-1).astype(np.float32)
-
-
 class Agent:
     """A trained world model (vision model, MDN-RNN) ready to drive: compiled encode and step."""
 
     def __init__(self, vision_model, rnn, config):
-        from memory import frame_encoder
         from rnn.rnn import step_function
+        from stages.memory import frame_encoder
 
         if rnn.z_size != config.z_size or rnn.rnn_size != config.rnn_size:
             raise UserFacingError(f"the MDN-RNN has z_size={rnn.z_size}, rnn_size={rnn.rnn_size}; the config says "
@@ -63,8 +56,8 @@ class Agent:
 
 def load_agent(config):
     """The Agent of the config's vision model: <vision>/<vision>.keras and <vision>/rnn.keras."""
-    from memory import load_rnn, rnn_path
-    from vision import load_vision_model, model_path
+    from stages.memory import load_rnn, rnn_path
+    from stages.vision import load_vision_model, model_path
 
     return Agent(load_vision_model(model_path(config, config.vision), config.z_size),
                  load_rnn(rnn_path(config)), config)
@@ -73,7 +66,7 @@ def load_agent(config):
 def load_dream(config):
     """An env.DreamBatch of the config's MDN-RNN, starting from its initial_z.json."""
     from env import DreamBatch
-    from memory import load_rnn, rnn_path
+    from stages.memory import load_rnn, rnn_path
 
     path = vision_dir(config) / "initial_z.json"
     try:

@@ -14,8 +14,8 @@ import re
 import sys
 from pathlib import Path
 
-from errors import UserFacingError
-from files import folder_lock, remove_stale_temporaries, write_text_atomic
+from common.errors import UserFacingError
+from common.files import folder_lock, remove_stale_temporaries, write_text_atomic
 
 # ---------------------------------------------------------------------------------------------
 # Value types: each parses a string or raises ArgumentTypeError with a message naming the rule.
@@ -167,7 +167,8 @@ KEYS = {
     "rnn_max_seq_len": (positive_int, 1000, "length of the training sequences"),
     "rnn_size": (positive_int, 256, "LSTM units"),
     "rnn_batch_size": (positive_int, 100, "sequences per batch"),
-    "rnn_grad_clip": (positive_float, 1.0, "gradient norm clip"),
+    "rnn_grad_clip": (positive_float, 1.0, "clip every gradient value to [-c, c] (Keras clipvalue; the original "
+                      "clips values, not the norm)"),
     "rnn_num_mixture": (positive_int, 5, "Gaussians per latent dimension in the MDN"),
     "rnn_learning_rate": (positive_float, 0.001, "Adam learning rate"),
     "rnn_decay_rate": (_number(0.0, 1.0, low_inclusive=False), 1.0, "learning rate decay per step"),
@@ -192,7 +193,8 @@ KEYS = {
                                "steps without a new tile, charged the -0.1 a step it would still pay (0: full "
                                "episodes; held-out tests and evaluate.py always play full episodes)"),
     "controller_batch_mode": (_choice("mean", "min"), "mean", "reduction of a candidate's episode scores"),
-    "controller_max_generations": (positive_int, 2000, "CMA-ES generations"),
+    "controller_max_generations": (positive_int, 2000, "CMA-ES generations (our budget; the paper states none); a "
+                                   "rerun with more trains on from the last one"),
     "controller_init": (_optional_file, "", "CMA-ES's starting mean: empty for zeros (the original's), a controller "
                         "JSON file, or `dream` for <vision>/controller_dream/best.json (the dream warm start; "
                         "pipeline.py trains it first). A started run has its own folder, <vision>/controller_warm/"),
@@ -222,6 +224,43 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         # One line that names the key, not argparse's usage block of fifty options.
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+# The headings of docs/configuration.md: (title, first key of the section), in KEYS' order.
+KEY_SECTIONS = (("Experiment and layout", "exp_name"), ("Rollouts (extract.py)", "num_episodes"),
+                ("Workers (extract.py, train.py, evaluate.py)", "num_workers"), ("Vision (V)", "z_size"),
+                ("VAE/GAN (batch size, epochs, z_size and KL floor are the vae_* keys)", "vaegan_learning_rate"),
+                ("Memory (M)", "rnn_num_steps"), ("Controller (C)", "dream_env"))
+CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
+REFERENCE_CONFIGS = ("laptop", "smoke")
+
+
+def configuration_reference():
+    """The text of docs/configuration.md: every key of KEYS with its default (the paper's setting, as in
+    configs/carracing.config), its value in the laptop and smoke configs, and its help."""
+    configs = {name: read_config_file(CONFIGS_DIR / f"{name}.config") for name in REFERENCE_CONFIGS}
+    starts = {key: title for title, key in KEY_SECTIONS}
+
+    def shown(value):
+        text = str(int(value)) if isinstance(value, bool) else str(value)
+        return f"`{text}`" if text else "(empty)"
+
+    lines = ["# Configuration keys", "",
+             "Generated from `WorldModels/common/config.py` (its `KEYS` table, which `--help` shows too) by "
+             "`python docs/make_configuration.py`; a test fails when this file and the code differ.", "",
+             "A config file holds `key=value` lines (`#` starts a comment); any key can be overridden on the "
+             "command line as `--key value`. An unknown key or a bad value is an error that names it before any "
+             "work starts. The default is the paper's setting (`configs/carracing.config` holds exactly these); "
+             "the laptop and smoke columns are those configs' values, shown in bold where they differ."]
+    for key, (_, default, help_text) in KEYS.items():
+        if key in starts:
+            lines += ["", f"## {starts[key]}", "", "| key | default (paper) | laptop | smoke | meaning |",
+                      "|---|---|---|---|---|"]
+        values = [shown(configs[name][key]) for name in REFERENCE_CONFIGS]
+        values = [value if value == shown(default) else f"**{value}**" for value in values]
+        meaning = help_text.replace("|", "/").replace("<", "\\<")  # not a table cell's end, not an HTML tag
+        lines.append(f"| `{key}` | {shown(default)} | " + " | ".join(values) + f" | {meaning} |")
+    return "\n".join(lines) + "\n"
 
 
 def read_config_file(path):

@@ -26,10 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from errors import UserFacingError
-from files import write_bytes_atomic
+from common.errors import UserFacingError
+from common.files import write_bytes_atomic
 
-FRAME_SHAPE = (64, 64, 3)
+FRAME_SHAPE = (64, 64, 3)  # a frame: the 96x96 render above the dashboard, resized
+ACTION_SIZE = 3  # CarRacing's action: steer, gas, brake
 # key -> (shape after the leading T, accepted dtype); obs and action are required.
 FORMAT = {
     "obs": (FRAME_SHAPE, np.uint8),

@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from agent import controller_features, episode_seeds, load_agent, load_dream, play_episodes
-from controller import linear_actions, load_controller
-from errors import UserFacingError
-from evolution import RealEpisodes
-from files import atomic_path, file_sha256, write_json_atomic, write_text_atomic
-from plots import save_figure
-from vision_metrics import as_uint8
+from common.errors import UserFacingError
+from common.files import atomic_path, file_sha256, write_json_atomic, write_text_atomic
+from common.plots import save_figure
+from controller import controller_features, linear_actions, load_controller
+from stages.agent import episode_seeds, load_agent, load_dream, play_episodes
+from stages.evolution import RealEpisodes
+from stages.vision_metrics import as_uint8
 
 GIF_SCALE = 2  # 64x64 frames are small on a screen
 GIF_FRAME_MS = 50
@@ -127,7 +127,7 @@ def describe_scores(summary):
 
 def best_evaluated(config):
     """evaluate_best's summary if it is complete for the current best.json and config, else None."""
-    from evolution import controller_dir
+    from stages.evolution import controller_dir
 
     path = controller_dir(config) / "best.json"
     gifs = [path.with_name(f"best_{kind}.gif") for kind in ("agent", "dream")]
@@ -140,7 +140,7 @@ def best_evaluated(config):
 def evaluate_best(config):
     """Score train.py's best.json on evaluate_episodes real episodes and write best_agent.gif and
     best_dream.gif beside it; nothing is redone if that evaluation and the GIFs exist. Returns the summary."""
-    from evolution import controller_dir
+    from stages.evolution import controller_dir
 
     path = controller_dir(config) / "best.json"
     if not path.exists():
@@ -213,7 +213,7 @@ def real_episode_gif(config, parameters, path, seed):
 
 def dream_gif(config, parameters, path, seed):
     """GIF of one dream episode driven by the controller, decoded by the vision model. Returns its score."""
-    from vision import load_vision_model, model_path
+    from stages.vision import load_vision_model, model_path
 
     vision_model = load_vision_model(model_path(config, config.vision), config.z_size)
     dream = load_dream(config)

@@ -8,13 +8,13 @@ episodes in flight (read-ahead included; ~300 MB of 1000-frame episodes at the d
 
 import hashlib
 
-import tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
+import common.tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
 
 # isort: split
 import numpy as np
 import tensorflow as tf
 
-from episodes import FRAME_SHAPE, EpisodeFileError, load_episode
+from common.episodes import FRAME_SHAPE, EpisodeFileError, load_episode
 
 
 def _load_obs(path):

@@ -16,15 +16,15 @@ import json
 
 import numpy as np
 
-from config import experiment_dir, for_vision, record_dir, vision_dir
-from episodes import list_episodes
-from errors import UserFacingError
-from evaluation import best_evaluated, compare_scores, controller_evaluated, describe_scores, evaluation_scores
-from evolution import controller_dir, controller_trained, dream_config, training_curve
-from files import write_json_atomic, write_text_atomic
-from memory import memory_trained, prediction_pixel_errors
-from plots import image_rows, save_figure
-from vision import (
+from common.config import experiment_dir, for_vision, record_dir, vision_dir
+from common.episodes import list_episodes
+from common.errors import UserFacingError
+from common.files import write_json_atomic, write_text_atomic
+from common.plots import image_rows, save_figure
+from stages.evaluation import best_evaluated, compare_scores, controller_evaluated, describe_scores, evaluation_scores
+from stages.evolution import controller_dir, controller_trained, dream_config, training_curve
+from stages.memory import memory_trained, prediction_pixel_errors
+from stages.vision import (
     VISIONS,
     held_out_frames,
     load_vision_model,
@@ -34,7 +34,7 @@ from vision import (
     vision_metrics,
     vision_trained,
 )
-from vision_metrics import as_uint8
+from stages.vision_metrics import as_uint8
 
 LABELS = {"vae": "VAE", "vaegan": "VAE/GAN"}
 FIGURE_FRAMES = 8

@@ -15,24 +15,31 @@ import io
 import json
 import math
 
-import tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
+import common.tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
 
 # isort: split
 import keras
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
-from checkpoints import TrainingCheckpoint, truncate_log
-from config import record_dir, save_config, settings_match, stage_folder, vision_dir
-from data import episode_dataset, sequence_dataset, split_episodes, to_unit_float, validation_windows
-from episodes import list_episodes, load_episode
-from errors import UserFacingError
-from files import atomic_path, file_sha256, folder_lock, remove_stale_temporaries, write_bytes_atomic, write_json_atomic
-from plots import image_rows, save_figure
+from common.checkpoints import TrainingCheckpoint, truncate_log
+from common.config import record_dir, save_config, settings_match, stage_folder, vision_dir
+from common.data import episode_dataset, sequence_dataset, split_episodes, to_unit_float, validation_windows
+from common.episodes import list_episodes, load_episode
+from common.errors import UserFacingError
+from common.files import (
+    atomic_path,
+    file_sha256,
+    folder_lock,
+    remove_stale_temporaries,
+    write_bytes_atomic,
+    write_json_atomic,
+)
+from common.plots import image_rows, save_figure
+from common.progress import keras_verbosity, progress_bar
 from rnn.rnn import MDNRNN, DecayedLearningRate, mixture_mean
-from vision import load_vision_model, model_path
-from vision_metrics import as_uint8, latent_means
+from stages.vision import load_vision_model, model_path
+from stages.vision_metrics import as_uint8, latent_means
 
 # series.npz: key -> description (E episodes, T = max_frames steps, shorter episodes padded)
 SERIES_FORMAT = {
@@ -88,7 +95,7 @@ def encode_series(config):
         names = [info.path.name for info in episodes]
         save_config(config, folder / "series.config")
         parts = []
-        with tqdm(total=len(episodes), desc=f"series ({vision})", unit="episode", dynamic_ncols=True) as progress:
+        with progress_bar(total=len(episodes), desc=f"series ({vision})", unit="episode") as progress:
             for start in range(0, len(episodes), CHUNK_EPISODES):
                 chunk = episodes[start:start + CHUNK_EPISODES]
                 part = folder / "series_parts" / f"part_{start // CHUNK_EPISODES:05d}.npz"
@@ -392,7 +399,7 @@ def train_memory(config):
                              seed=config.seed + initial_epoch),
             epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=config.rnn_validation_every,
             validation_data=tf.data.Dataset.from_tensor_slices(validation).batch(config.rnn_batch_size),
-            callbacks=callbacks, shuffle=False)
+            callbacks=callbacks, shuffle=False, verbose=keras_verbosity())
         losses = history.history.get("loss", [])
         if losses and not np.isfinite(losses[-1]):
             raise UserFacingError(f"MDN-RNN training diverged (loss {losses[-1]}); {checkpoint.folder} holds the "

@@ -9,7 +9,7 @@ Two kinds:
 - frame policies: a factory takes a numpy Generator (seeded per episode) and returns
   `act(frame) -> action` for one episode, where frame is the processed 64x64x3 uint8 observation
   and action is CarRacing's float32 (steer, gas, brake). Any picklable `factory(rng) -> act`
-  plugs into extract.extract.
+  plugs into stages.rollouts.extract.
 """
 
 import argparse
@@ -111,8 +111,8 @@ def random_agent(config):
     Keras from config.seed, so every worker builds the same one."""
     import keras
 
-    from agent import Agent
     from rnn.rnn import MDNRNN
+    from stages.agent import Agent
     from vae.vae import ConvVAE
 
     agent_config = original_agent_config(config)
@@ -127,7 +127,7 @@ def random_agent(config):
 def controller_path(config):
     """The controller the `controller` policy drives with: extract_controller, or the config's best.json
     (<vision>/controller/, or controller_dream/ with dream_env=1)."""
-    from evolution import controller_dir
+    from stages.evolution import controller_dir
 
     return Path(config.extract_controller) if config.extract_controller else controller_dir(config) / "best.json"
 
@@ -139,10 +139,10 @@ def exploration_agent(config):
     """(agent, the config it plays with, parameters(rng) -> one episode's controller parameters,
     action noise) of an agent-driven policy. The agent is built once per worker process (again when
     its files change)."""
-    from agent import load_agent
-    from config import vision_dir
+    from common.config import vision_dir
     from controller import num_parameters
-    from evaluation import load_for_config
+    from stages.agent import load_agent
+    from stages.evaluation import load_for_config
 
     if config.extract_policy == "original":
         key = ("original", config.seed)

@@ -18,7 +18,8 @@ import time
 import traceback
 from pathlib import Path
 
-from errors import UserFacingError
+from common.errors import UserFacingError
+from common.tensorflow_settings import QUIET_WORKERS_VARIABLE, quiet_start_ended
 
 
 class TaskFailedError(UserFacingError):
@@ -92,9 +93,11 @@ class LocalProcesses:
         import pebble
 
         self.function, self.timeout = function, config.worker_timeout
+        os.environ[QUIET_WORKERS_VARIABLE] = "1"  # workers do not repeat TensorFlow's start-up lines
         # spawn, not fork: a forked TensorFlow or pygame process can deadlock.
         self.new_pool = lambda: pebble.ProcessPool(max_workers=config.num_workers or os.cpu_count() or 1,
-                                                   context=multiprocessing.get_context("spawn"))
+                                                   context=multiprocessing.get_context("spawn"),
+                                                   initializer=quiet_start_ended)
         self.pool = self.new_pool()
         self.pending = {}  # future -> (args, attempt)
 
@@ -126,7 +129,7 @@ class LocalProcesses:
 
 # Ray workers import WorldModels/ from a copy of this folder that Ray ships to every node.
 RAY_RUNTIME_ENV = {
-    "working_dir": str(Path(__file__).resolve().parent),
+    "working_dir": str(Path(__file__).resolve().parents[1]),  # WorldModels/
     "excludes": ["results/", "__pycache__/", "*.npz", "*.keras", "*.gif"],
 }
 

@@ -4,7 +4,7 @@ show in a notebook as they are."""
 import numpy as np
 from matplotlib.figure import Figure
 
-from files import atomic_path
+from common.files import atomic_path
 
 GAP = 2  # white pixels between the images of a grid
 

@@ -8,7 +8,7 @@ road" on training frames and scores it on held-out ones: R^2 of speed, accuracy 
 (beside the accuracy of always guessing the training frames' majority).
 """
 
-import tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
+import common.tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
 
 # isort: split
 import keras

@@ -12,23 +12,24 @@ import hashlib
 import json
 import math
 
-import tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
+import common.tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
 
 # isort: split
 import keras
 import numpy as np
 
-from checkpoints import TrainingCheckpoint, load_upgraded, truncate_log
-from config import record_dir, settings_match, stage_folder, vision_dir
-from data import array_dataset, frame_dataset, load_frames, load_steps, split_episodes
-from episodes import list_episodes
-from errors import UserFacingError
-from files import atomic_path, write_json_atomic
-from plots import image_rows, save_figure
+from common.checkpoints import TrainingCheckpoint, load_upgraded, truncate_log
+from common.config import record_dir, settings_match, stage_folder, vision_dir
+from common.data import array_dataset, frame_dataset, load_frames, load_steps, split_episodes
+from common.episodes import FRAME_SHAPE, list_episodes
+from common.errors import UserFacingError
+from common.files import atomic_path, write_json_atomic
+from common.plots import image_rows, save_figure
+from common.progress import keras_verbosity
+from stages.vision_metrics import as_uint8, diversity_ratio, driving_probe, evaluate_reconstructions, latent_means
 from vae.layers import rename_legacy_decoder_layers
 from vae.vae import ConvVAE
 from vaegan.vaegan import VAEGAN
-from vision_metrics import as_uint8, diversity_ratio, driving_probe, evaluate_reconstructions, latent_means
 
 VISIONS = ("vae", "vaegan")
 WEIGHT_UPGRADES = (rename_legacy_decoder_layers,)  # models and checkpoints saved by earlier versions still load
@@ -74,7 +75,7 @@ def load_vision_model(path, z_size=None):
                               WEIGHT_UPGRADES)
     except Exception as error:
         raise UserFacingError(f"{path}: not a loadable vision model ({type(error).__name__}: {error})") from None
-    if not isinstance(model, ConvVAE) or tuple(model.encoder.input_shape[1:]) != (64, 64, 3):
+    if not isinstance(model, ConvVAE) or tuple(model.encoder.input_shape[1:]) != FRAME_SHAPE:
         raise UserFacingError(f"{path}: not a vision model for 64x64x3 frames")
     if z_size is not None and model.z_size != z_size:
         raise UserFacingError(f"{path}: has z_size={model.z_size}, the config says z_size={z_size}")
@@ -207,7 +208,7 @@ def train_vision(config, vision):
                             steps_per_epoch=max(1, frames_per_epoch // config.vae_batch_size),
                             validation_data=array_dataset(validation_frames, config.vae_batch_size),
                             shuffle=False,  # the pipeline shuffles; Keras cannot shuffle a tf.data stream
-                            callbacks=callbacks)
+                            callbacks=callbacks, verbose=keras_verbosity())
         losses = history.history.get("loss", [])
         if losses and not np.isfinite(losses[-1]):
             raise UserFacingError(f"{vision} training diverged (loss {losses[-1]}); {checkpoint.folder} holds the "

@@ -28,18 +28,19 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from agent import episode_seeds, load_dream, play_dreams, score_episodes
-from config import settings_match, stage_folder, vision_dir
-from controller import load_controller, num_parameters, reduce_scores, save_controller, weight_decay_penalty
-from errors import UserFacingError
-from files import (
+from common.config import settings_match, stage_folder, vision_dir
+from common.errors import UserFacingError
+from common.files import (
     file_sha256,
     write_bytes_atomic,
     write_json_atomic,
     write_text_atomic,
 )
-from parallel import open_workers, run_tasks
-from plots import save_figure
+from common.parallel import open_workers, run_tasks
+from common.plots import save_figure
+from common.progress import progress_bar
+from controller import load_controller, num_parameters, reduce_scores, save_controller, weight_decay_penalty
+from stages.agent import episode_seeds, load_dream, play_dreams, score_episodes
 
 SETTINGS = ("z_size", "rnn_size", "exp_mode", "state_space", "max_frames", "seed", "dream_env", "rnn_temperature",
             "controller_optimizer", "controller_num_episode", "controller_num_test_episode", "controller_eval_steps",
@@ -157,8 +158,6 @@ def controller_trained(config):
 
 def train_controller(config):
     """Run CMA-ES up to controller_max_generations (resuming a killed run); returns best.json's content."""
-    import cma
-
     folder = controller_dir(config)
     with stage_folder(folder, config, "train.py", SETTINGS):
         fingerprint = world_fingerprint(config)
@@ -167,18 +166,14 @@ def train_controller(config):
             print(f"CMA-ES already ran {len(state['log'])} generations on this world model; nothing to do")
             return _summarize(folder, config, state["best"])
         if state is None:
-            population = config.controller_num_worker * config.controller_num_worker_trial
-            es = cma.CMAEvolutionStrategy(starting_mean(config).astype(np.float64), config.controller_sigma_init,
-                                          {"popsize": population, "seed": config.seed + 1, "verbose": -9})
-            state = {"es": es, "log": [], "best": None, "world": fingerprint}
+            state = _new_state(config, fingerprint)
         else:
             np.random.set_state(state["numpy_random"])  # pycma samples from numpy's global generator
-        es, log = state["es"], state["log"]
         episodes = DreamEpisodes(config) if config.dream_env else RealEpisodes(config)
         where = "dream" if config.dream_env else "real environment"
-        print(f"CMA-ES in the {where}: {num_parameters(config)} parameters, population {es.popsize}, "
+        print(f"CMA-ES in the {where}: {num_parameters(config)} parameters, population {state['es'].popsize}, "
               f"{config.controller_num_episode} episodes per candidate; "
-              + (f"resuming after generation {len(log)}" if log else "starting"))
+              + (f"resuming after generation {len(state['log'])}" if state["log"] else "starting"))
         try:
             if "initial" not in state:  # the starting point (where es started), every later score's reference
                 initial = starting_mean(config)
@@ -188,50 +183,74 @@ def train_controller(config):
                 state["best"] = state["best"] or state["initial"]
                 print(f"the initial mean scores {test.mean():.1f} ± {test.std():.1f} on "
                       f"{config.controller_num_test_episode} held-out episodes ({test_steps} steps)")
-                state["numpy_random"] = np.random.get_state()
-                write_bytes_atomic(folder / "checkpoint.pkl", pickle.dumps(state))
-                _write_outputs(folder, config, state)
-            progress = tqdm(range(len(log), config.controller_max_generations), desc=f"CMA-ES ({where})",
-                            unit="generation", initial=len(log), total=config.controller_max_generations,
-                            dynamic_ncols=True)
+                _save(folder, config, state)
+            progress = progress_bar(range(len(state["log"]), config.controller_max_generations),
+                                    desc=f"CMA-ES ({where})", unit="generation", initial=len(state["log"]),
+                                    total=config.controller_max_generations)
             for generation in progress:
-                started = time.monotonic()
-                solutions = np.array(es.ask())
-                scores, steps = episodes.scores(solutions, episode_seeds(config.seed, "train", generation,
-                                                                         config.controller_num_episode),
-                                                config.controller_stall_steps)
-                fitness = reduce_scores(scores, config.controller_batch_mode)
-                penalized = fitness + weight_decay_penalty(solutions, config.controller_weight_decay)
-                es.tell(list(solutions), list(-penalized))  # pycma minimises
-                row = {"generation": generation + 1, "best": fitness.max(), "mean": fitness.mean(),
-                       "worst": fitness.min(), "sigma": es.sigma, "steps": steps, "test_score": "", "test_std": ""}
-                last = generation + 1 == config.controller_max_generations
-                if (generation + 1) % config.controller_eval_steps == 0 or last:
-                    test, test_steps = _test(episodes, np.asarray(es.mean, np.float32), config)
-                    row.update(test_score=float(test.mean()), test_std=float(test.std()))
-                    row["steps"] += test_steps
-                    if test.mean() > state["best"]["score"]:
-                        state["best"] = {"score": float(test.mean()), "score_std": float(test.std()),
-                                         "generation": generation + 1, "parameters": np.asarray(es.mean, np.float32)}
-                row["seconds"] = time.monotonic() - started
-                log.append(row)
-                state["numpy_random"] = np.random.get_state()
-                write_bytes_atomic(folder / "checkpoint.pkl", pickle.dumps(state))
-                _write_outputs(folder, config, state)
+                row = _run_generation(state, episodes, config, generation)
+                state["log"].append(row)
+                _save(folder, config, state)
                 progress.set_postfix(best=f"{row['best']:.1f}", mean=f"{row['mean']:.1f}",
                                      test=f"{state['best']['score']:.1f}")
             if config.dream_env and "real_score" not in state["best"]:
-                real = RealEpisodes(config)
-                try:
-                    test, _ = _test(real, state["best"]["parameters"], config)
-                finally:
-                    real.close()
-                state["best"].update(real_score=float(test.mean()), real_score_std=float(test.std()))
-                write_bytes_atomic(folder / "checkpoint.pkl", pickle.dumps(state))
-                _write_outputs(folder, config, state)
+                _score_for_real(state["best"], config)
+                _save(folder, config, state)
         finally:
             episodes.close()
     return _summarize(folder, config, state["best"])
+
+
+def _new_state(config, fingerprint):
+    """A fresh training state: CMA-ES at starting_mean, no log yet, and the world model's fingerprint."""
+    import cma
+
+    population = config.controller_num_worker * config.controller_num_worker_trial
+    es = cma.CMAEvolutionStrategy(starting_mean(config).astype(np.float64), config.controller_sigma_init,
+                                  {"popsize": population, "seed": config.seed + 1, "verbose": -9})
+    return {"es": es, "log": [], "best": None, "world": fingerprint}
+
+
+def _run_generation(state, episodes, config, generation):
+    """One CMA-ES generation (ask, play, tell), and a held-out test of the mean when one is due, which
+    may make it state["best"]. Returns the generation's log row."""
+    started, es = time.monotonic(), state["es"]
+    solutions = np.array(es.ask())
+    scores, steps = episodes.scores(solutions, episode_seeds(config.seed, "train", generation,
+                                                             config.controller_num_episode),
+                                    config.controller_stall_steps)
+    fitness = reduce_scores(scores, config.controller_batch_mode)
+    penalized = fitness + weight_decay_penalty(solutions, config.controller_weight_decay)
+    es.tell(list(solutions), list(-penalized))  # pycma minimises
+    row = {"generation": generation + 1, "best": fitness.max(), "mean": fitness.mean(),
+           "worst": fitness.min(), "sigma": es.sigma, "steps": steps, "test_score": "", "test_std": ""}
+    last = generation + 1 == config.controller_max_generations
+    if (generation + 1) % config.controller_eval_steps == 0 or last:
+        test, test_steps = _test(episodes, np.asarray(es.mean, np.float32), config)
+        row.update(test_score=float(test.mean()), test_std=float(test.std()))
+        row["steps"] += test_steps
+        if test.mean() > state["best"]["score"]:
+            state["best"] = {"score": float(test.mean()), "score_std": float(test.std()),
+                             "generation": generation + 1, "parameters": np.asarray(es.mean, np.float32)}
+    row["seconds"] = time.monotonic() - started
+    return row
+
+
+def _score_for_real(best, config):
+    """Add the real-environment score of a dream-trained best controller to it (held-out episodes)."""
+    real = RealEpisodes(config)
+    try:
+        test, _ = _test(real, best["parameters"], config)
+    finally:
+        real.close()
+    best.update(real_score=float(test.mean()), real_score_std=float(test.std()))
+
+
+def _save(folder, config, state):
+    """The checkpoint (with numpy's generator, which pycma samples from), then the outputs it implies."""
+    state["numpy_random"] = np.random.get_state()
+    write_bytes_atomic(folder / "checkpoint.pkl", pickle.dumps(state))
+    _write_outputs(folder, config, state)
 
 
 def _summarize(folder, config, best):

@@ -12,7 +12,8 @@ controller_init=dream, CMA-ES runs in the dream first (<vision>/controller_dream
 run starts from its best controller (<vision>/controller_warm/).
 
 Each stage's wall time (summed over the runs that worked on it) is kept in stage_times.json in
-its folder (record/, <vision>/, and <vision>/controller/ or controller_dream/), for the report.
+its folder (record/, <vision>/, and <vision>/controller/, controller_dream/ or controller_warm/), for
+the report.
 """
 
 import sys
@@ -59,9 +60,11 @@ def plan(config, visions):
         ]
         if s.controller_init == "dream":  # the dream warm start: CMA-ES in the dream first
             dream = dream_config(s)
+            # once the real run has started from it, the dream run is left as it is (a longer dream would
+            # change the start and the real run would be refused)
             stages.append(Stage(f"{s.vision} dream controller", controller_dir(dream), "controller",
-                                lambda d=dream: controller_trained(d), lambda d=dream: train_controller(d),
-                                controller_dir(dream) / "best.json"))
+                                lambda d=dream, b=best: controller_trained(d) or (b.parent / "checkpoint.pkl").exists(),
+                                lambda d=dream: train_controller(d), controller_dir(dream) / "best.json"))
         stages += [
             Stage(f"{s.vision} controller", best.parent, "controller", lambda s=s: controller_trained(s),
                   lambda s=s: train_controller(s), best),

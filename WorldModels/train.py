@@ -5,7 +5,8 @@
 Candidates play real CarRacing episodes on worker processes (or Ray tasks, backend=ray), or, with
 dream_env=1, dream episodes of the MDN-RNN batched over the whole population; a dream-trained
 controller is then scored in the real environment. Writes best.json, log.csv, log.json and
-training_curve.png under <vision>/controller/ (or controller_dream/); a killed run resumes from
+training_curve.png under <vision>/controller/ (controller_dream/ with dream_env=1, controller_warm/ for a
+real run started from controller_init's parameters); a killed run resumes from
 its last generation (see stages/evolution.py).
 """
 

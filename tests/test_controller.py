@@ -196,19 +196,27 @@ def test_score_statistics_match_their_closed_forms():
     low, high = mean_interval(scores)
     half_width = 2.2621571627409915 * scores.std(ddof=1) / np.sqrt(10)  # t(0.975, 9 degrees of freedom), tables
     assert (low, high) == pytest.approx((scores.mean() - half_width, scores.mean() + half_width))
-    other = rng.normal(300.0, 50.0, 30)
-    comparison = compare_scores(scores, other)
+    other = rng.normal(300.0, 50.0, 30)  # other episodes: Welch's t-test and Mann-Whitney
+    unpaired = compare_scores(scores, other, paired=False)
     welch_t = (scores.mean() - other.mean()) / np.sqrt(scores.var(ddof=1) / 10 + other.var(ddof=1) / 30)
-    assert comparison["t"] == pytest.approx(welch_t) and comparison["difference"] == pytest.approx(200.0, abs=60)
-    assert comparison["low"] < comparison["difference"] < comparison["high"]
-    assert comparison["p_welch"] < 1e-3 and comparison["p_mann_whitney"] < 1e-3
-    same = compare_scores(scores, scores)
-    assert same["difference"] == 0 and same["p_welch"] == pytest.approx(1.0) and same["low"] < 0 < same["high"]
+    assert unpaired["t"] == pytest.approx(welch_t) and unpaired["difference"] == pytest.approx(200.0, abs=60)
+    assert unpaired["low"] < unpaired["difference"] < unpaired["high"] and unpaired["p_t"] < 1e-3
+    assert unpaired["p_rank"] < 1e-3 and not unpaired["paired"]
+    better = scores + rng.normal(20.0, 5.0, 10)  # the same episodes played better: the paired tests see it
+    paired = compare_scores(better, scores, paired=True)
+    differences = better - scores
+    assert paired["t"] == pytest.approx(differences.mean() / (differences.std(ddof=1) / np.sqrt(10)))
+    assert paired["low"] < paired["difference"] < paired["high"] and 0 < paired["low"]
+    assert paired["p_t"] < 1e-3 and paired["p_rank"] < 0.01
+    assert compare_scores(better, scores, paired=False)["p_t"] > 0.3  # unpaired, the shift drowns in the tracks
+    same = compare_scores(scores, scores, paired=True)
+    assert same["difference"] == 0 and same["p_rank"] == 1.0
 
 
 def test_scores_are_read_back_and_a_missing_table_is_named(tmp_path):
     (tmp_path / "best_evaluation.csv").write_text("episode,seed,score\n0,11,12.5\n1,12,-3.0\n")
-    assert evaluation_scores(tmp_path / "best.json").tolist() == [12.5, -3.0]
+    seeds, scores = evaluation_scores(tmp_path / "best.json")
+    assert seeds.tolist() == [11, 12] and scores.tolist() == [12.5, -3.0]
     with pytest.raises(UserFacingError, match="other_evaluation.csv"):
         evaluation_scores(tmp_path / "other.json")
     summary = {"mean": 4.75, "std": 7.75, "episodes": 2, "ci95": [-93.7, 103.2]}

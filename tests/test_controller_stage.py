@@ -93,7 +93,7 @@ def test_real_and_dream_runs_keep_separate_folders_and_changes_are_refused(tiny)
 
 
 def test_the_dream_warm_start_begins_where_the_dream_ended(tiny):
-    with pytest.raises(UserFacingError, match="controller_dream/best.json: missing .* train in the dream first"):
+    with pytest.raises(UserFacingError, match="controller_dream/best.json: no such file .* train in the dream first"):
         train_controller(tiny("--controller_init", "dream"))
     dream = tiny("--dream_env", 1, "--controller_max_generations", 2)
     train_controller(dream)
@@ -102,8 +102,11 @@ def test_the_dream_warm_start_begins_where_the_dream_ended(tiny):
                                        f"{json.loads((controller_dir(dream) / 'best.json').read_text())['score']:.1f} "
                                        "in the dream)")  # the report's row of the dream-trained controller
     warm = tiny("--controller_init", "dream")
-    train_controller(warm)
     folder = controller_dir(warm)
+    with pytest.raises(UserFacingError, match="the dream run is not finished"):  # its 3 generations are not run
+        train_controller(tiny("--controller_init", "dream", "--controller_max_generations", 3))
+    assert not folder.exists()  # refused before anything is written: the corrected command is not blocked
+    train_controller(warm)
     assert folder.name == "controller_warm" and not (folder.parent / "controller").exists()
     start = pickle.loads((folder / "checkpoint.pkl").read_bytes())["initial"]["parameters"]
     np.testing.assert_array_equal(start, dream_best)  # generation 0 is the dream's best, scored for real
@@ -117,9 +120,10 @@ def test_the_dream_warm_start_begins_where_the_dream_ended(tiny):
     shutil.rmtree(folder)  # a start from any controller file, into the same folder
     path = folder.parent / "elsewhere.json"
     save_controller(path, np.full(num_parameters(warm), 0.5), warm)
-    with pytest.raises(UserFacingError, match="elsewhere.json.gone: missing"):
-        train_controller(tiny("--controller_init", f"{path}.gone"))
-    shutil.rmtree(folder)
+    for wrong in (f"{path}.gone", path.parent):  # a missing file, a folder
+        with pytest.raises(UserFacingError, match=f"{wrong}: no such file"):
+            train_controller(tiny("--controller_init", wrong))
+    assert not folder.exists()
     plain = tiny("--controller_init", path)
     train_controller(plain)
     start = pickle.loads((controller_dir(plain) / "checkpoint.pkl").read_bytes())["initial"]["parameters"]

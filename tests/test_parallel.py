@@ -102,3 +102,25 @@ if __name__ == "__main__":
     assert "task 1 says hello" in run.stderr and "task 2 says hello" in run.stderr
     assert run.stderr.count("oneDNN") == alone.stderr.count("oneDNN")  # the parent's lines, not the workers'
     assert run.stderr.count("E0000") == alone.stderr.count("E0000")
+
+
+def test_a_worker_failing_during_its_quiet_start_up_still_shows_its_traceback(tmp_path):
+    tests, world_models = Path(__file__).resolve().parent, Path(__file__).resolve().parents[1] / "WorldModels"
+    script = tmp_path / "script.py"
+    script.write_text(f"""import argparse, multiprocessing, sys
+sys.path[:0] = [{str(world_models)!r}, {str(tests)!r}]
+import common.tensorflow_settings
+from common.parallel import TaskFailedError, run_tasks
+from parallel_tasks import square
+if multiprocessing.current_process().name != "MainProcess":  # the worker's import of this script fails
+    raise RuntimeError("a failure only the worker meets")
+if __name__ == "__main__":
+    config = argparse.Namespace(backend="local", num_workers=1, worker_timeout=60.0, worker_max_retries=0)
+    try:
+        list(run_tasks(square, [(3,)], config))
+    except TaskFailedError:
+        print("the task failed")
+""")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert run.stdout.strip() == "the task failed"
+    assert "RuntimeError: a failure only the worker meets" in run.stderr  # replayed from the captured start-up

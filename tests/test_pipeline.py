@@ -10,6 +10,7 @@ import compare
 import pipeline
 from common.config import ConfigError, experiment_dir, for_vision, record_dir
 from common.episodes import check_episode
+from common.progress import keras_verbosity, progress_bar
 from conftest import SMOKE_CONFIG
 from controller import load_controller
 from stages.agent import load_agent
@@ -70,7 +71,8 @@ def test_the_pipeline_builds_both_world_models_and_the_report_then_skips_what_is
         line = f"{LABELS[vision]}: {learning_summary(best, config.controller_max_generations)}."
         assert line in report.read_text()
     scores = [evaluation_scores(controller_dir(for_vision(config, v)) / "best.json") for v in ("vae", "vaegan")]
-    assert score_comparison(*scores, "VAE", "VAE/GAN") in report.read_text()  # the two-sample test of the scores
+    comparison = score_comparison(*scores, "VAE", "VAE/GAN")  # the two world models' scores tested, paired
+    assert comparison in report.read_text() and "paired t-test" in comparison
     for figure in ("reconstructions", "prior_samples", "training_curves"):
         assert (report.parent / "report" / f"{figure}.png").stat().st_size > 0
 
@@ -115,3 +117,14 @@ def test_the_dream_warm_start_trains_in_the_dream_before_the_real_environment(ma
                             "vae controller", "vae evaluation"]
     assert stages["vae dream controller"].parent.name == "controller_dream"
     assert stages["vae controller"].parent.name == "controller_warm"
+
+
+def test_progress_written_to_a_log_file_is_plain_lines(capsys):
+    assert keras_verbosity() == 2  # pytest's captured stdout is not a terminal: one line per epoch
+    with progress_bar(total=3, desc="demo", unit="step", mininterval=0, maxinterval=0) as bar:
+        for step in range(3):
+            bar.set_postfix(step=step, refresh=False)
+            bar.update(1)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) >= 2 and all("\r" not in line and "\x1b" not in line for line in lines)
+    assert lines[-1].startswith("demo: 100%") and "3/3" in lines[-1]

@@ -113,8 +113,8 @@ KEYS = {
                        "(bench/exploration_quality.py)"),
     "extract_original_scale": (positive_float, 0.01, "original policy: controller parameters ~ Cauchy * s, "
                                "s ~ U(0, this), drawn per episode"),
-    "extract_controller": (_optional_file, "", "controller policy: its JSON file (default: the config's best.json, "
-                           "<vision>/controller/ or controller_dream/); it drives through the config's world model"),
+    "extract_controller": (_optional_file, "", "controller policy: its JSON file (default: the best.json "
+                           "train.py writes for the same config); it drives through the config's world model"),
     "extract_action_noise": (non_negative_float, 0.1, "controller policy: std of Gaussian noise added to the "
                              "controller's tanh outputs"),
     "extract_batch_size": (positive_int, 16, "original and controller policies: episodes a worker plays together "
@@ -197,7 +197,8 @@ KEYS = {
                                    "rerun with more trains on from the last one"),
     "controller_init": (_optional_file, "", "CMA-ES's starting mean: empty for zeros (the original's), a controller "
                         "JSON file, or `dream` for <vision>/controller_dream/best.json (the dream warm start; "
-                        "pipeline.py trains it first). A started run has its own folder, <vision>/controller_warm/"),
+                        "pipeline.py trains it first). A real run so started has its own folder, "
+                        "<vision>/controller_warm/"),
     "controller_weight_decay": (non_negative_float, 0.01,
                                 "L2 penalty: weight_decay * mean(params^2) is taken from the fitness (the original)"),
     "controller_z": (_choice("sample", "mean"), "sample",

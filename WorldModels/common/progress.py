@@ -33,7 +33,9 @@ class _Lines:
 
 
 def progress_bar(*args, **kwargs):
-    """tqdm(*args, **kwargs), redrawn on a terminal; in a file, a line at most every minute."""
+    """tqdm(*args, **kwargs), redrawn on a terminal; in a file, a line at most every minute (so callers
+    update its postfix with refresh=False, which waits for the next redraw)."""
     if not sys.stderr.isatty():
-        kwargs = {"mininterval": FILE_REDRAW_SECONDS, "file": _Lines(sys.stderr), "ncols": 120, **kwargs}
+        kwargs = {"mininterval": FILE_REDRAW_SECONDS, "maxinterval": FILE_REDRAW_SECONDS, "file": _Lines(sys.stderr),
+                  "ncols": 120, **kwargs}
     return tqdm(*args, dynamic_ncols=sys.stderr.isatty(), **kwargs)

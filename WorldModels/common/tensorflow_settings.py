@@ -9,38 +9,57 @@ CPU, unless the user has set TF_ENABLE_ONEDNN_OPTS themselves (0 turns it off). 
 order of floating-point sums, not the mathematics. GPUs are unaffected.
 """
 
+import atexit
 import multiprocessing
 import os
 import sys
+import tempfile
 
 ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
 os.environ.setdefault(ONEDNN_VARIABLE, "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's INFO lines are noise for a researcher
 
 # Worker processes (common/parallel.py) would each repeat TensorFlow's start-up lines, which its C++
-# code writes before any log level applies. A worker's stderr goes to /dev/null while it imports the
-# modules of its parent's script (here: this module is imported first); quiet_start_ended() runs as
-# its first act and gives stderr back, so every later message (a task's traceback) is shown.
+# code writes before any log level applies. While a worker imports the modules of its parent's script
+# (this module is imported first), its stderr goes to a temporary file; quiet_start_ended(), its
+# initializer, drops what was written there and gives stderr back. A worker that dies before that
+# (say, an import error) replays the file at exit, so no message is lost.
 QUIET_WORKERS_VARIABLE = "WORLDMODELS_QUIET_WORKERS"
-_saved_stderr = None
-if os.environ.get(QUIET_WORKERS_VARIABLE) and multiprocessing.current_process().name != "MainProcess":
+_saved_stderr = _captured = None
+
+
+def _begin_quiet_start():
+    global _saved_stderr, _captured
+    _captured = tempfile.TemporaryFile()
     _saved_stderr = os.dup(2)
-    _null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(_null, 2)
-    os.close(_null)
+    os.dup2(_captured.fileno(), 2)
+    atexit.register(_end_quiet_start, replay=True)
+
+
+def _end_quiet_start(replay):
+    """Give stderr back; with replay, first write out what the start-up wrote while it was captured."""
+    global _saved_stderr, _captured
+    if _saved_stderr is None:
+        return
+    sys.stderr.flush()
+    os.dup2(_saved_stderr, 2)
+    os.close(_saved_stderr)
+    if replay:
+        _captured.seek(0)
+        os.write(2, _captured.read())
+    _captured.close()
+    _saved_stderr = _captured = None
 
 
 def quiet_start_ended():
     """A worker's initializer: let TensorFlow (if imported) find its devices, still quietly, then restore stderr."""
-    global _saved_stderr
-    if _saved_stderr is None:
-        return
-    if "tensorflow" in sys.modules:
+    if _saved_stderr is not None and "tensorflow" in sys.modules:
         sys.modules["tensorflow"].config.list_physical_devices()  # CUDA's start-up line, on a machine without one
-    sys.stderr.flush()
-    os.dup2(_saved_stderr, 2)
-    os.close(_saved_stderr)
-    _saved_stderr = None
+    _end_quiet_start(replay=False)
+
+
+if os.environ.get(QUIET_WORKERS_VARIABLE) and multiprocessing.current_process().name != "MainProcess":
+    _begin_quiet_start()
 
 
 def onednn_enabled():

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from scipy import stats
 
 from common.errors import UserFacingError
 from common.files import atomic_path, file_sha256, write_json_atomic, write_text_atomic
@@ -87,35 +88,39 @@ def evaluate_controller(config, path, episodes):
 
 
 def evaluation_scores(path):
-    """The per-episode scores (float64, episodes) evaluate_controller wrote for the controller file `path`."""
+    """(seeds int64, scores float64), per episode, that evaluate_controller wrote for the controller file `path`."""
     table = Path(path).with_name(f"{Path(path).stem}_evaluation.csv")
     try:
         with table.open(newline="") as handle:
-            return np.array([float(row["score"]) for row in csv.DictReader(handle)])
+            rows = list(csv.DictReader(handle))
+        return np.array([int(row["seed"]) for row in rows]), np.array([float(row["score"]) for row in rows])
     except (OSError, KeyError, ValueError) as error:
         raise UserFacingError(f"{table}: no readable per-episode scores ({error}); run evaluate.py again") from None
 
 
 def mean_interval(scores, confidence=0.95):
     """(low, high): Student's t confidence interval of the mean of `scores` (at least two of them)."""
-    from scipy import stats
-
     scores = np.asarray(scores, np.float64)
     half_width = stats.t.ppf((1 + confidence) / 2, len(scores) - 1) * scores.std(ddof=1) / np.sqrt(len(scores))
     return float(scores.mean() - half_width), float(scores.mean() + half_width)
 
 
-def compare_scores(first, second, confidence=0.95):
-    """Two controllers' scores compared: the difference of means (first - second), Welch's t-test (its
-    confidence interval of the difference and p-value) and, as scores are far from normal (a lap or a
-    crash), the Mann-Whitney U test's p-value. Returns a dict of floats."""
-    from scipy import stats
-
-    welch = stats.ttest_ind(first, second, equal_var=False)
-    interval = welch.confidence_interval(confidence)
-    return {"difference": float(np.mean(first) - np.mean(second)), "low": float(interval.low),
-            "high": float(interval.high), "t": float(welch.statistic), "p_welch": float(welch.pvalue),
-            "p_mann_whitney": float(stats.mannwhitneyu(first, second, alternative="two-sided").pvalue)}
+def compare_scores(first, second, paired, confidence=0.95):
+    """Two controllers' scores compared: the difference of means (first - second), a t-test (its confidence
+    interval of the difference and p-value) and, as scores are far from normal (a lap or a crash), a rank
+    test's p-value. paired (the same episode seeds, in the same order): the paired t-test and Wilcoxon's
+    signed-rank test; else Welch's t-test and the Mann-Whitney U test. Returns a dict."""
+    first, second = np.asarray(first, np.float64), np.asarray(second, np.float64)
+    if paired:
+        t_test = stats.ttest_rel(first, second)
+        rank_p = stats.wilcoxon(first, second).pvalue if np.any(first != second) else 1.0
+    else:
+        t_test = stats.ttest_ind(first, second, equal_var=False)
+        rank_p = stats.mannwhitneyu(first, second, alternative="two-sided").pvalue
+    interval = t_test.confidence_interval(confidence)
+    return {"difference": float(first.mean() - second.mean()), "low": float(interval.low),
+            "high": float(interval.high), "t": float(t_test.statistic), "p_t": float(t_test.pvalue),
+            "p_rank": float(rank_p), "paired": paired}
 
 
 def describe_scores(summary):

@@ -134,12 +134,21 @@ def world_fingerprint(config):
     fingerprint = {path.name: file_sha256(path) for path in paths}
     start = warm_start_path(config)
     if start is not None:
-        if not start.exists():
-            raise UserFacingError(f"{start}: missing (controller_init={config.controller_init}); "
+        if not start.is_file():
+            raise UserFacingError(f"{start}: no such file (controller_init={config.controller_init}); "
                                   + ("train in the dream first: train.py --dream_env 1" if config.controller_init
                                      == "dream" else "give an existing controller file"))
         fingerprint["controller_init"] = file_sha256(start)
     return fingerprint
+
+
+def check_warm_start(config):
+    """Before a new run from controller_init: the file loads for this config, and a dream run it comes
+    from has finished (its best controller scored for real); raises UserFacingError naming what to do."""
+    if config.controller_init == "dream" and not controller_trained(dream_config(config)):
+        raise UserFacingError(f"{warm_start_path(config).parent}: the dream run is not finished; run train.py "
+                              "--dream_env 1 (or pipeline.py, which trains it first) before controller_init=dream")
+    starting_mean(config)
 
 
 def controller_trained(config):
@@ -159,8 +168,10 @@ def controller_trained(config):
 def train_controller(config):
     """Run CMA-ES up to controller_max_generations (resuming a killed run); returns best.json's content."""
     folder = controller_dir(config)
+    fingerprint = world_fingerprint(config)  # before the folder is made: a missing file leaves nothing behind
+    if config.controller_init and not (folder / "checkpoint.pkl").exists():
+        check_warm_start(config)
     with stage_folder(folder, config, "train.py", SETTINGS):
-        fingerprint = world_fingerprint(config)
         state = _restore(folder / "checkpoint.pkl", fingerprint)
         if controller_trained(config):
             print(f"CMA-ES already ran {len(state['log'])} generations on this world model; nothing to do")
@@ -192,7 +203,7 @@ def train_controller(config):
                 state["log"].append(row)
                 _save(folder, config, state)
                 progress.set_postfix(best=f"{row['best']:.1f}", mean=f"{row['mean']:.1f}",
-                                     test=f"{state['best']['score']:.1f}")
+                                     test=f"{state['best']['score']:.1f}", refresh=False)
             if config.dream_env and "real_score" not in state["best"]:
                 _score_for_real(state["best"], config)
                 _save(folder, config, state)

@@ -126,7 +126,7 @@ def random_agent(config):
 
 def controller_path(config):
     """The controller the `controller` policy drives with: extract_controller, or the config's best.json
-    (<vision>/controller/, or controller_dream/ with dream_env=1)."""
+    (the controller folder train.py writes for the same config: stages/evolution.controller_dir)."""
     from stages.evolution import controller_dir
 
     return Path(config.extract_controller) if config.extract_controller else controller_dir(config) / "best.json"

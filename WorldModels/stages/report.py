@@ -137,26 +137,33 @@ def _column(config, model, frames, probe):
 
 
 def dream_cell(config):
-    """The real score of the dream-trained controller: over evaluate_episodes if evaluate.py scored it,
-    else over the held-out episodes train.py played at the end of its dream run; None without one."""
+    """The real score of the dream-trained controller in <vision>/controller_dream/ (whatever CMA-ES settings
+    it ran with): over evaluate_episodes if evaluate.py scored it, else over the held-out episodes train.py
+    played at the end of its dream run; with its wall time when pipeline.py ran it. None without one."""
     path = controller_dir(dream_config(config)) / "best.json"
-    if config.dream_env or not controller_trained(dream_config(config)):
+    best = None if config.dream_env else _read_json(path)
+    if not best or "real_score" not in best:
         return None
     evaluation = controller_evaluated(config, path, config.evaluate_episodes)
+    seconds = stage_times(path.parent).get("controller")
+    trained = f"; trained in {seconds:.0f} s" if seconds else ""
     if evaluation:
-        return describe_scores(evaluation)
-    best = _read_json(path)
+        return describe_scores(evaluation)[:-1] + f"{trained})"
     return (f"{best['real_score']:.1f} ± {best['real_score_std']:.1f} ({config.controller_num_test_episode} "
-            f"held-out episodes; {best['score']:.1f} in the dream)")
+            f"held-out episodes; {best['score']:.1f} in the dream{trained})")
 
 
 def score_comparison(first, second, first_label, second_label):
-    """One sentence: the difference of two world models' scores on the same episodes, its 95% CI and tests."""
-    result = compare_scores(first, second)
+    """One sentence: the difference of two world models' scores, (seeds, scores) each, its 95% CI and
+    tests: paired ones when both played the same episode seeds (evaluate_episodes of one config)."""
+    paired = len(first[0]) == len(second[0]) and bool(np.all(first[0] == second[0]))
+    result = compare_scores(first[1], second[1], paired)
+    tests = (f"paired t-test p = {result['p_t']:.3g}, Wilcoxon signed-rank p = {result['p_rank']:.3g}; the same "
+             f"{len(first[1])} episode seeds" if paired else
+             f"Welch's t-test p = {result['p_t']:.3g}, Mann-Whitney U p = {result['p_rank']:.3g}; "
+             f"{len(first[1])} and {len(second[1])} episodes, not the same seeds")
     return (f"Score difference, {first_label} - {second_label}: {result['difference']:+.1f} (95% CI "
-            f"{result['low']:+.1f} to {result['high']:+.1f}; Welch's t-test p = {result['p_welch']:.3g}, "
-            f"Mann-Whitney U p = {result['p_mann_whitney']:.3g}; {len(first)} and {len(second)} episodes, "
-            "the same seeds).")
+            f"{result['low']:+.1f} to {result['high']:+.1f}; {tests}).")
 
 
 def learning_summary(best, generations):

@@ -329,7 +329,7 @@ def extract(config, policy_factory=None, policy_name=None):
                     for key in ("frames", "reward", "discarded", "coverage"):
                         totals[key] += stats[key]
                 progress.set_postfix(frames_per_s=f"{totals['frames'] / (time.monotonic() - collecting):.0f}",
-                                     mean_reward=f"{totals['reward'] / max(totals['episodes'], 1):.1f}")
+                                     mean_reward=f"{totals['reward'] / max(totals['episodes'], 1):.1f}", refresh=False)
                 progress.update(len(episodes))
     summary = _summary(folder, config, totals, existing_frames, moved, time.monotonic() - started,
                        time.monotonic() - collecting)

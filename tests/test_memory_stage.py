@@ -156,3 +156,24 @@ def test_the_scripts_run_from_the_command_line(tiny):
         result = subprocess.run(command, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-2000:]
     assert "held-out NLL per latent dimension" in result.stdout
+
+
+def test_a_kill_after_an_epochs_log_row_redoes_that_epoch_and_its_figure(tiny, monkeypatch):
+    real_figures = memory.PredictionFigures.on_epoch_end
+
+    def killed_after_the_log_row(self, epoch, logs=None):
+        real_figures(self, epoch, logs)
+        if epoch == 1:
+            raise KeyboardInterrupt  # the kill, after the epoch's log row and figure, before its checkpoint
+
+    encode_series(tiny())
+    monkeypatch.setattr(memory.PredictionFigures, "on_epoch_end", killed_after_the_log_row)
+    with pytest.raises(KeyboardInterrupt):
+        train_memory(tiny())
+    monkeypatch.undo()
+    train_memory(tiny())
+    folder = vision_dir(tiny(), "vae")
+    with open(folder / "rnn_training_log.csv") as handle:
+        assert [row["epoch"] for row in csv.DictReader(handle)] == ["0", "1"]  # epoch 2 redone, its row once
+    assert sorted(path.name for path in (folder / "figures").glob("rnn_predictions_epoch_*.png")) == [
+        "rnn_predictions_epoch_001.png", "rnn_predictions_epoch_002.png"]

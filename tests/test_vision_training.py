@@ -185,3 +185,26 @@ def test_a_checkpoint_is_not_resumed_on_other_inputs(tmp_path):
         other.restore(model)
     (tmp_path / "checkpoint.json").write_text('{"epochs_done": 4}')  # written before inputs were recorded
     assert other.epochs_done() == 4 and other.restore(model) == 4
+
+
+def test_a_kill_after_an_epochs_log_row_redoes_that_epoch_and_its_figure(tiny, monkeypatch):
+    from stages import vision
+
+    real_figures = vision.ReconstructionFigures.on_epoch_end
+
+    def killed_after_the_log_row(self, epoch, logs=None):
+        real_figures(self, epoch, logs)
+        if epoch == 1:
+            raise KeyboardInterrupt  # the kill, after the epoch's log row and figure, before its checkpoint
+
+    monkeypatch.setattr(vision.ReconstructionFigures, "on_epoch_end", killed_after_the_log_row)
+    with pytest.raises(KeyboardInterrupt):
+        train_vision(tiny("--vae_num_epoch", 2), "vae")
+    monkeypatch.undo()
+    checkpoint = json.loads((vision_dir(tiny(), "vae") / "checkpoint" / "checkpoint.json").read_text())
+    assert checkpoint["epochs_done"] == 1  # the checkpoint is the epoch's last write: it did not record epoch 2
+    train_vision(tiny("--vae_num_epoch", 2), "vae")
+    assert [row["epoch"] for row in log_rows(tiny(), "vae")] == ["0", "1"]  # epoch 2 redone, its row once
+    figures = vision_dir(tiny(), "vae") / "figures"
+    assert sorted(path.name for path in figures.glob("reconstructions_epoch_*.png")) == [
+        "reconstructions_epoch_001.png", "reconstructions_epoch_002.png"]

@@ -7,7 +7,10 @@ the end of every epoch and every `every_seconds` during one. A saved state is ne
 holds NaN, and is never resumed on other inputs. Before fit():
 
     initial_epoch = checkpoint.restore(model)
-    model.fit(..., initial_epoch=initial_epoch, callbacks=[checkpoint, ...])
+    model.fit(..., initial_epoch=initial_epoch, callbacks=[..., checkpoint])
+
+The checkpoint goes last among the callbacks: an epoch it records has had its log row and figures
+written, and a run killed before it records one does that epoch again (truncate_log drops its row).
 
 A run killed mid-epoch resumes from its last save: the weights of that moment, and the
 interrupted epoch's pass over the data started again.

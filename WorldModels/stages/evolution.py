@@ -175,6 +175,7 @@ def train_controller(config):
         state = _restore(folder / "checkpoint.pkl", fingerprint)
         if controller_trained(config):
             print(f"CMA-ES already ran {len(state['log'])} generations on this world model; nothing to do")
+            _write_outputs(folder, config, state)  # as the checkpoint says (a folder from an older version)
             return _summarize(folder, config, state["best"])
         if state is None:
             state = _new_state(config, fingerprint)
@@ -258,10 +259,11 @@ def _score_for_real(best, config):
 
 
 def _save(folder, config, state):
-    """The checkpoint (with numpy's generator, which pycma samples from), then the outputs it implies."""
+    """The outputs the state implies, then the checkpoint (with numpy's generator, which pycma samples from):
+    last, so a run killed in between redoes the generation (same seeds, same draws) and writes them again."""
     state["numpy_random"] = np.random.get_state()
-    write_bytes_atomic(folder / "checkpoint.pkl", pickle.dumps(state))
     _write_outputs(folder, config, state)
+    write_bytes_atomic(folder / "checkpoint.pkl", pickle.dumps(state))
 
 
 def _summarize(folder, config, best):

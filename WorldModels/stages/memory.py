@@ -386,13 +386,13 @@ def train_memory(config):
               f"held out ({len(validation['mu'])} windows); {epochs} epochs of {config.rnn_validation_every} steps; "
               f"baseline z_(t+1) = mu_t: held-out NLL {baseline:.4f}; "
               + (f"resuming after epoch {initial_epoch}" if initial_epoch else "starting"))
-        callbacks = [
-            checkpoint,
+        callbacks = [  # the checkpoint last: an epoch it records has its log row and figure written
             BaselineInLog(baseline),
             keras.callbacks.CSVLogger(folder / "rnn_training_log.csv", append=True),
             keras.callbacks.TensorBoard(folder / "tensorboard" / "rnn", write_graph=False),
             keras.callbacks.TerminateOnNaN(),
             _prediction_figures(config, series, held_out, folder),
+            checkpoint,
         ]
         history = model.fit(
             sequence_dataset(series, np.flatnonzero(training), window, config.rnn_batch_size,

@@ -196,13 +196,13 @@ def train_vision(config, vision):
         train_batches = frame_dataset([info.path for info in training], config.vae_batch_size,
                                       seed=config.seed + initial_epoch, repeat=True, drop_remainder=True)
         figure_frames = validation_frames[np.linspace(0, len(validation_frames) - 1, FIGURE_FRAMES).astype(int)]
-        callbacks = [
-            checkpoint,
+        callbacks = [  # the checkpoint last: an epoch it records has its log row and figure written
             keras.callbacks.CSVLogger(folder / "training_log.csv", append=True),
             keras.callbacks.TensorBoard(folder / "tensorboard", write_graph=False),
             keras.callbacks.TerminateOnNaN(),
             ReconstructionFigures(figure_frames, folder / "figures", vision, seed=config.seed,
                                   comparison_rows=_other_vision_rows(config, vision, figure_frames)),
+            checkpoint,
         ]
         history = model.fit(train_batches, epochs=config.vae_num_epoch, initial_epoch=initial_epoch,
                             steps_per_epoch=max(1, frames_per_epoch // config.vae_batch_size),

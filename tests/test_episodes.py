@@ -118,3 +118,23 @@ def test_list_episodes_sorts_skips_temporaries_and_refuses_empty_folders(tmp_pat
     (tmp_path / "c.npz").write_bytes(b"junk")
     with pytest.raises(EpisodeFileError, match="c.npz"):
         list_episodes(tmp_path)
+
+
+def test_a_reader_of_frames_alone_still_refuses_non_finite_actions(tmp_path):
+    episode = random_episode()
+    episode["action"][2, 1] = np.nan
+    path = save_episode(tmp_path / "nan_action.npz", **episode)
+    with pytest.raises(EpisodeFileError, match="nan_action.npz: action holds NaN"):
+        load_episode(path, keys=["obs"])  # what the vision models' frame reader asks for
+    original = write_npz(tmp_path / "original.npz", obs=episode["obs"], action=np.zeros((12, 3)))
+    assert load_episode(original, keys=["obs"])["obs"].shape == (12, 64, 64, 3)  # no reward: nothing to check
+
+
+def test_the_number_of_tiles_may_be_one_number_for_the_episode(tmp_path):
+    episode = random_episode()
+    path = write_npz(tmp_path / "scalar_n.npz", obs=episode["obs"], action=episode["action"],
+                     reward=episode["reward"], done=episode["done"], N=np.int64(287))
+    assert check_episode(path, full=False).length == check_episode(path, full=True).length == 12
+    with pytest.raises(EpisodeFileError, match="reward has shape"):  # only N may be one number
+        check_episode(write_npz(tmp_path / "scalar_reward.npz", obs=episode["obs"], action=episode["action"],
+                                reward=np.float32(1.0)), full=True)

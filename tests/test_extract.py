@@ -57,6 +57,13 @@ def test_two_worker_extract_writes_valid_episodes_and_resumes(tiny_config):
     assert files[2].read_bytes() == original, "episodes are regenerated from their seeds exactly"
     assert files[2].with_name(files[2].name + ".corrupt").exists()
 
+    # Another implementation's episode under one of ours names (obs and action only, longer than max_frames):
+    # not taken for ours, but set aside and collected again.
+    np.savez_compressed(files[3], obs=np.zeros((31, 64, 64, 3), np.uint8), action=np.zeros((31, 3), np.float16))
+    assert extract(tiny_config)["episodes_collected"] == 1
+    assert {"seed", "settings"} <= set(check_episode(files[3], full=True).keys)
+    assert files[3].with_name(files[3].name + ".foreign").exists()
+
 
 def test_an_episode_file_regenerates_from_its_own_seed_and_settings(make_config):
     config = make_config("--num_episodes", 1, "--max_frames", 25, "--min_frames", 5, "--num_workers", 1,

@@ -177,3 +177,11 @@ def test_a_kill_after_an_epochs_log_row_redoes_that_epoch_and_its_figure(tiny, m
         assert [row["epoch"] for row in csv.DictReader(handle)] == ["0", "1"]  # epoch 2 redone, its row once
     assert sorted(path.name for path in (folder / "figures").glob("rnn_predictions_epoch_*.png")) == [
         "rnn_predictions_epoch_001.png", "rnn_predictions_epoch_002.png"]
+
+
+def test_episodes_longer_than_max_frames_are_cut_and_said_so(tiny, capsys):
+    config = tiny("--max_frames", 20)
+    encode_series(config)
+    assert "episodes are longer than max_frames=20 (up to 30 steps" in capsys.readouterr().out
+    series = load_series(config)
+    assert series["mu"].shape[1] == 20 and series["length"].max() == 20 and series["done"][:, 19].all()

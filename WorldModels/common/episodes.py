@@ -42,6 +42,8 @@ FORMAT = {
     "on_road": ((), np.bool_),
 }
 REQUIRED_KEYS = ("obs", "action")
+SCALAR_ALLOWED = ("N",)  # keys that may hold one number instead of one per step
+FINITE_KEYS = ("action", "reward", "speed")  # checked by every reader, whatever keys it asks for
 
 
 class EpisodeFileError(UserFacingError):
@@ -92,6 +94,8 @@ def _check_arrays(path, shapes_and_dtypes, required=REQUIRED_KEYS):
         if key not in shapes_and_dtypes:
             continue
         shape, dtype = tuple(shapes_and_dtypes[key][0]), shapes_and_dtypes[key][1]
+        if key in SCALAR_ALLOWED and shape == ():  # one number for the whole episode, as the original stores N
+            shape = (length, *trailing_shape)
         if length is None and len(shape) == 1 + len(trailing_shape):
             length = shape[0]
         if shape != (length, *trailing_shape):
@@ -153,12 +157,17 @@ def check_episode(path, full=True):
 def load_episode(path, keys=None):
     """Load an episode's arrays (all, or only `keys`) as a dict; raise EpisodeFileError naming the file.
 
-    Checks the format of what is loaded, and that actions and rewards are finite numbers.
+    Checks the format of what is loaded, and that the file's actions, rewards and speeds are finite
+    numbers, even when only other keys are asked for (a frame reader must not train on a broken episode).
     """
     try:
         with np.load(path, allow_pickle=False) as archive:
             wanted = archive.files if keys is None else keys
             arrays = {key: archive[key] for key in wanted}
+            if keys is not None and any(key in FORMAT for key in keys):
+                checked = {key: archive[key] for key in FINITE_KEYS if key in archive.files and key not in arrays}
+            else:
+                checked = {}
     except KeyError as error:
         raise EpisodeFileError(f"{path}: missing key {error}") from None
     except _READ_ERRORS as error:
@@ -169,8 +178,8 @@ def load_episode(path, keys=None):
     if keys is None or any(key in FORMAT for key in keys):  # not for metadata alone (seed, settings)
         _check_arrays(path, {key: (value.shape, value.dtype) for key, value in arrays.items()},
                       required=REQUIRED_KEYS if keys is None else keys)
-    for key in ("action", "reward", "speed"):
-        if key in arrays and not np.all(np.isfinite(arrays[key])):
+    for key, values in {**checked, **arrays}.items():
+        if key in FINITE_KEYS and not np.all(np.isfinite(values)):
             raise EpisodeFileError(f"{path}: {key} holds NaN or infinite values")
     return arrays
 

@@ -93,6 +93,11 @@ def encode_series(config):
         fingerprint = file_sha256(model_path(config, vision))
         episodes = list_episodes(record_dir(config))
         names = [info.path.name for info in episodes]
+        longer = [info for info in episodes if info.length > config.max_frames]
+        if longer:  # another implementation's files, or a smaller max_frames than they were collected with
+            print(f"{len(longer)} of {len(episodes)} episodes are longer than max_frames={config.max_frames} (up to "
+                  f"{max(info.length for info in longer)} steps, e.g. {longer[0].path.name}): the series keeps "
+                  "their first max_frames steps; raise max_frames to keep them whole")
         save_config(config, folder / "series.config")
         parts = []
         with progress_bar(total=len(episodes), desc=f"series ({vision})", unit="episode") as progress:

@@ -207,9 +207,10 @@ def foreign_episodes(folder):
                   if not path.name.startswith(".") and not EPISODE_NAME.fullmatch(path.name))
 
 
-def find_missing(folder, num_episodes, round_number, report=print):
+def find_missing(folder, num_episodes, round_number, max_frames, report=print):
     """(indices in range(num_episodes) without a valid file in this round, frames in the valid ones,
-    files moved aside). A file that fails the full check is reported and renamed to *.corrupt."""
+    files moved aside). A file that fails the full check is reported and renamed to *.corrupt; one that
+    extract.py did not write (no seed and settings, or more than max_frames steps) to *.foreign."""
     present = {index: path for path in folder.glob("*episode_*.npz")
                if (index := episode_index(path, round_number)) is not None}
     missing, frames, moved = [], 0, 0
@@ -219,13 +220,20 @@ def find_missing(folder, num_episodes, round_number, report=print):
             missing.append(index)
             continue
         try:
-            frames += check_episode(present[index], full=True).length
+            info = check_episode(present[index], full=True)
+            foreign = not {"seed", "settings"} <= set(info.keys) or info.length > max_frames
+            if not foreign:
+                frames += info.length
+                continue
+            problem, suffix = (f"{present[index]}: not an episode extract.py wrote ({info.length} steps, keys "
+                               f"{', '.join(info.keys)}; max_frames is {max_frames})"), ".foreign"
         except EpisodeFileError as error:
-            corrupt = present[index].with_name(present[index].name + ".corrupt")
-            present[index].replace(corrupt)
-            report(f"{error}\n  -> moved to {corrupt.name}; collecting episode {index} again")
-            missing.append(index)
-            moved += 1
+            problem, suffix = str(error), ".corrupt"
+        aside = present[index].with_name(present[index].name + suffix)
+        present[index].replace(aside)
+        report(f"{problem}\n  -> moved to {aside.name}; collecting episode {index} again")
+        missing.append(index)
+        moved += 1
     return missing, frames, moved
 
 
@@ -311,7 +319,7 @@ def extract(config, policy_factory=None, policy_name=None):
         if world_model is not None:
             check_same_controller(folder, config, world_model)
         missing, existing_frames, moved = find_missing(folder, config.num_episodes, config.extract_round,
-                                                       report=tqdm.write)
+                                                       config.max_frames, report=tqdm.write)
         round_text = f" of round {config.extract_round}" if config.extract_round else ""
         print(f"{config.num_episodes - len(missing)} of {config.num_episodes} episodes{round_text} already in "
               f"{folder}; collecting {len(missing)} with policy '{policy_name or config.extract_policy}' "

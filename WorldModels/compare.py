@@ -9,11 +9,13 @@ pipeline.py --vision both runs them all and then this) and writes report.md and 
 
 from common.config import parse_config
 from common.errors import exit_on_user_error
-from stages.report import write_report
 
 
 def main(argv=None):
-    return write_report(parse_config(argv, description=__doc__.split("\n\n")[0]))
+    config = parse_config(argv, description=__doc__.split("\n\n")[0])
+    from stages.report import write_report  # a bad key is refused before TensorFlow starts
+
+    return write_report(config)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,6 @@ from pathlib import Path
 
 from common.config import parse_config
 from common.errors import exit_on_user_error
-from stages.agent import episode_seeds
-from stages.evaluation import describe_scores, dream_gif, evaluate_controller, load_for_config, real_episode_gif
 
 
 def add_arguments(parser):
@@ -31,6 +29,10 @@ def main(argv=None):
     config.episodes = config.evaluate_episodes if config.episodes is None else config.episodes
     if config.episodes < 0:
         raise SystemExit(f"error: argument --episodes: must be >= 0, got {config.episodes}")
+    # here, not at the top: a bad config is refused before TensorFlow starts
+    from stages.agent import episode_seeds
+    from stages.evaluation import describe_scores, dream_gif, evaluate_controller, load_for_config, real_episode_gif
+
     parameters = load_for_config(config.controller, config)
     summary = None
     if config.episodes:

@@ -14,8 +14,6 @@ frames of held-out episodes (stages/memory.py: prediction_pixel_errors): compara
 
 from common.config import for_vision, parse_config
 from common.errors import exit_on_user_error
-from stages.memory import prediction_pixel_errors
-from stages.vision import evaluate_vision, load_vision_model, model_path
 
 
 def format_table(results):
@@ -34,6 +32,10 @@ def format_table(results):
 
 def main(argv=None):
     config = parse_config(argv, description=__doc__.split("\n\n")[0])
+    # here, not at the top: a bad config is refused before TensorFlow starts
+    from stages.memory import prediction_pixel_errors
+    from stages.vision import evaluate_vision, load_vision_model, model_path
+
     results = evaluate_vision(config)
     print(format_table(results))
     for vision in results:

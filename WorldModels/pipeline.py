@@ -22,14 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from common.config import experiment_dir, for_vision, parse_config, record_dir, vision_dir
+from common.config import VISIONS, experiment_dir, for_vision, parse_config, record_dir, vision_dir
 from common.errors import exit_on_user_error
-from stages.evaluation import best_evaluated, evaluate_best
-from stages.evolution import controller_dir, controller_trained, dream_config, train_controller
-from stages.memory import encode_series, memory_trained, rnn_path, series_path, series_up_to_date, train_memory
-from stages.report import add_stage_time, write_report
-from stages.rollouts import extract, extracted
-from stages.vision import VISIONS, model_path, train_vision, vision_trained
 
 
 class Stage(NamedTuple):
@@ -44,6 +38,13 @@ class Stage(NamedTuple):
 
 def plan(config, visions):
     """The stages for `visions`, in order (a list of Stage)."""
+    # here, not at the top: pipeline.py refuses a bad config before TensorFlow starts
+    from stages.evaluation import best_evaluated, evaluate_best
+    from stages.evolution import controller_dir, controller_trained, dream_config, train_controller
+    from stages.memory import encode_series, memory_trained, rnn_path, series_path, series_up_to_date, train_memory
+    from stages.rollouts import extract, extracted
+    from stages.vision import model_path, train_vision, vision_trained
+
     stages = [Stage("extract", record_dir(config), "extract", lambda: extracted(config), lambda: extract(config),
                     record_dir(config))]
     settings = [for_vision(config, vision) for vision in visions]
@@ -76,6 +77,8 @@ def plan(config, visions):
 
 def run_pipeline(config, visions):
     """Run (or skip, if complete) every stage for `visions`; returns [(stage, status, outputs)]."""
+    from stages.report import add_stage_time, write_report
+
     stages, statuses, started = plan(config, visions), [], time.monotonic()
     for number, stage in enumerate(stages, start=1):
         if stage.complete():

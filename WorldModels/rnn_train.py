@@ -11,11 +11,13 @@ run resumes from its checkpoint.
 
 from common.config import parse_config
 from common.errors import exit_on_user_error
-from stages.memory import train_memory
 
 
 def main(argv=None):
-    return train_memory(parse_config(argv, description=__doc__.split("\n\n")[0]))
+    config = parse_config(argv, description=__doc__.split("\n\n")[0])
+    from stages.memory import train_memory  # a bad key is refused before TensorFlow starts
+
+    return train_memory(config)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,13 @@ that is up to date (same episodes, same vision model) is not encoded again; a ki
 
 from common.config import parse_config
 from common.errors import exit_on_user_error
-from stages.memory import encode_series
 
 
 def main(argv=None):
-    return encode_series(parse_config(argv, description=__doc__.split("\n\n")[0]))
+    config = parse_config(argv, description=__doc__.split("\n\n")[0])
+    from stages.memory import encode_series  # a bad key is refused before TensorFlow starts
+
+    return encode_series(config)
 
 
 if __name__ == "__main__":

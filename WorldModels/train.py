@@ -12,11 +12,13 @@ its last generation (see stages/evolution.py).
 
 from common.config import parse_config
 from common.errors import exit_on_user_error
-from stages.evolution import train_controller
 
 
 def main(argv=None):
-    return train_controller(parse_config(argv, description=__doc__.split("\n\n")[0]))
+    config = parse_config(argv, description=__doc__.split("\n\n")[0])
+    from stages.evolution import train_controller  # a bad key is refused before TensorFlow starts
+
+    return train_controller(config)
 
 
 if __name__ == "__main__":

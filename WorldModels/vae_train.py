@@ -9,11 +9,13 @@ a rerun with a larger vae_num_epoch trains on from where the last run ended. Out
 
 from common.config import parse_config
 from common.errors import exit_on_user_error
-from stages.vision import train_vision
 
 
 def main(argv=None):
-    return train_vision(parse_config(argv, description=__doc__.split("\n\n")[0]), "vae")
+    config = parse_config(argv, description=__doc__.split("\n\n")[0])
+    from stages.vision import train_vision  # a bad key is refused before TensorFlow starts
+
+    return train_vision(config, "vae")
 
 
 if __name__ == "__main__":

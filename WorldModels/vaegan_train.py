@@ -9,11 +9,13 @@ reconstructions of the same frames when vae_train.py has run. Outputs: stages/vi
 
 from common.config import parse_config
 from common.errors import exit_on_user_error
-from stages.vision import train_vision
 
 
 def main(argv=None):
-    return train_vision(parse_config(argv, description=__doc__.split("\n\n")[0]), "vaegan")
+    config = parse_config(argv, description=__doc__.split("\n\n")[0])
+    from stages.vision import train_vision  # a bad key is refused before TensorFlow starts
+
+    return train_vision(config, "vaegan")
 
 
 if __name__ == "__main__":

@@ -79,11 +79,22 @@ def test_file_values_are_typed_and_comments_ignored(tmp_path):
     (["--exp_name", "run#2"], "--exp_name"),
     (["--env_name", "CarRacing-v2"], "--env_name"),
     (["--dream_env", "1", "--controller_init", "dream"], "--controller_init"),
+    (["--vae_learning_rate", "-1e-4"], "--vae_learning_rate: must be a number > 0"),  # not argparse's "expected one argument"
+    (["--state_space", "3"], "--state_space"),
+    (["--results_dir", "/etc/hostname/results"], "/etc/hostname is a file"),
+    (["--results_dir", "/etc/hostname"], "--results_dir"),
 ])
 def test_bad_command_line_values_name_the_key_on_one_line(capsys, argv, named):
     message = parse_error(capsys, argv)
     assert named in message
     assert message.count("\n") == 1
+
+
+def test_a_config_that_is_not_text_names_the_file(tmp_path, capsys):
+    path = tmp_path / "binary.config"
+    path.write_bytes(b"z_size=32\n\xff\xfe\x00\x81")
+    message = parse_error(capsys, ["-c", str(path)])
+    assert "binary.config: not a text config file" in message and message.count("\n") == 1
 
 
 def test_bad_file_names_file_line_and_key(tmp_path, capsys):

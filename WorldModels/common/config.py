@@ -73,9 +73,14 @@ def _name(text):
 
 
 def _folder(text):
-    """A non-empty path without # (a saved config must read back the same)."""
+    """A non-empty path without # (a saved config must read back the same), not a file nor under one."""
     if not text.strip() or "#" in text:
         raise argparse.ArgumentTypeError(f"must be a folder path without #, got {text!r}")
+    for path in (Path(text), *Path(text).parents):
+        if path.exists():
+            if not path.is_dir():
+                raise argparse.ArgumentTypeError(f"{text!r}: {path} is a file, not a folder")
+            break
     return text
 
 
@@ -90,6 +95,8 @@ positive_int, non_negative_int = _integer(1), _integer(0)
 positive_float, non_negative_float = _number(0.0, low_inclusive=False), _number(0.0)
 
 
+VISIONS = ("vae", "vaegan")  # the vision models: the VAE, and the VAE/GAN of Larsen et al.
+
 # ---------------------------------------------------------------------------------------------
 # Every key: name -> (type, default, help). Defaults are the paper's settings (configs/carracing).
 
@@ -99,7 +106,7 @@ KEYS = {
     "env_name": (_choice("CarRacing-v3"), "CarRacing-v3", "gymnasium environment id (CarRacing-v3 only)"),
     "results_dir": (_folder, "results", "root folder of all outputs"),
     "seed": (non_negative_int, 0, "base seed: every episode, split and initialisation derives from it"),
-    "vision": (_choice("vae", "vaegan"), "vae", "vision model the later stages use"),
+    "vision": (_choice(*VISIONS), "vae", "vision model the later stages use"),
     # rollouts (extract.py)
     "num_episodes": (positive_int, 10000, "number of rollouts to collect"),
     "max_frames": (positive_int, 1000, "maximum steps per episode"),
@@ -181,7 +188,7 @@ KEYS = {
     # controller (C)
     "dream_env": (boolean, False, "train the controller in the MDN-RNN's dream instead of the real env"),
     "exp_mode": (_choice("z", "zh"), "zh", "controller input: z only, or z and the RNN hidden state h"),
-    "state_space": (_integer(1), 1, "with exp_mode=zh: 1 uses h, 2 uses h and the cell state c"),
+    "state_space": (_integer(1, 2), 1, "with exp_mode=zh: 1 uses h, 2 uses h and the cell state c"),
     "controller_optimizer": (_choice("cma"), "cma", "evolution strategy (pycma's CMA-ES)"),
     "controller_num_episode": (positive_int, 16, "episodes per candidate per generation"),
     "controller_num_test_episode": (positive_int, 1024, "episodes of each evaluation of the mean"),
@@ -270,6 +277,8 @@ def read_config_file(path):
         text = Path(path).read_text()
     except OSError as error:
         raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not a text config file ({error.reason} at byte {error.start})") from None
     return read_config_text(text, source=path)
 
 
@@ -294,13 +303,37 @@ def read_config_text(text, source):
     return values
 
 
+def _join_negative_values(argv):
+    """`--key -1e-4` as `--key=-1e-4`: argparse takes a value such as -1e-4 for an option and says "expected
+    one argument"; joined, the key's own check says what is wrong with it."""
+    joined, index = [], 0
+    while index < len(argv):
+        argument = str(argv[index])
+        value = str(argv[index + 1]) if index + 1 < len(argv) else ""
+        if argument.startswith("--") and "=" not in argument and value.startswith("-") and _is_number(value):
+            joined.append(f"{argument}={value}")
+            index += 2
+        else:
+            joined.append(argument)
+            index += 1
+    return joined
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def parse_config(argv=None, description=None, add_arguments=None):
     """Parse `-c FILE` and `--key value` overrides into an argparse.Namespace of typed values.
 
     add_arguments(parser), if given, adds a script's own arguments (such as a positional path).
     Errors print one line naming the key and exit with status 2.
     """
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = _join_negative_values(sys.argv[1:] if argv is None else list(argv))
     parser = _Parser(description=description, allow_abbrev=False,
                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("-c", "--config", help="config file of key=value lines")

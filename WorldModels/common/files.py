@@ -7,15 +7,20 @@ hold `.tmp`, and listings skip names that start with `.`.
 """
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 from common.errors import UserFacingError
 
 TEMP_SUFFIX = ".tmp"
+TEMP_PID = re.compile(rf"^\..*\.(\d+){re.escape(TEMP_SUFFIX)}")  # .<base>.<pid>.tmp.<suffixes>
+UNWRITABLE_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOENT, errno.EEXIST,
+                     errno.ENOTDIR, errno.EISDIR)
 
 
 class FolderLockedError(UserFacingError):
@@ -31,16 +36,34 @@ def atomic_path(path):
     (Keras wants `x.weights.h5` to end in `.weights.h5`).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     base, dot, suffixes = path.name.partition(".")
     temporary = path.with_name(f".{base}.{os.getpid()}{TEMP_SUFFIX}{dot}{suffixes}")
     try:
-        yield temporary
-        with open(temporary, "rb") as written:
-            os.fsync(written.fileno())
-        os.replace(temporary, path)
+        with unwritable_as_user_error(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            yield temporary
+            with open(temporary, "rb") as written:
+                os.fsync(written.fileno())
+            os.replace(temporary, path)
     finally:
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def unwritable_as_user_error(path):
+    """Turn the errors of a place that cannot be written (no permission, a read-only or full disk, a file
+    where a folder should be) into one-line UserFacingErrors naming `path`."""
+    try:
+        yield
+    except (PermissionError, FileExistsError, NotADirectoryError) as error:
+        raise UserFacingError(f"{path}: cannot write here ({error.strerror}); make the folder writable or choose "
+                              "another results_dir") from None
+    except OSError as error:
+        if error.errno not in UNWRITABLE_ERRNOS:
+            raise
+        raise UserFacingError(f"{path}: cannot write here ({error.strerror}); free space, make the folder "
+                              "writable or choose another results_dir") from None
 
 
 def write_bytes_atomic(path, data):
@@ -68,14 +91,27 @@ def file_sha256(path):
 
 
 def remove_stale_temporaries(folder):
-    """Delete temporary files a killed run left in `folder` and below; returns how many.
-
-    Hold `folder_lock` first, so that no running writer's temporary file is taken for a stale one.
-    """
-    stale = [p for p in Path(folder).rglob(f".*{TEMP_SUFFIX}*") if p.is_file()]
+    """Delete temporary files a killed run left in `folder` and below: those whose process (the pid in
+    their name) is gone; returns how many. Hold `folder_lock` first. A live process's file is kept, even
+    in a subfolder another stage is writing (train.py's controller/ under vae_train.py's vae/)."""
+    stale = [p for p in Path(folder).rglob(f".*{TEMP_SUFFIX}*") if p.is_file() and not _writer_alive(p)]
     for path in stale:
         path.unlink(missing_ok=True)
     return len(stale)
+
+
+def _writer_alive(path):
+    """Whether the process that named this temporary file still runs (False for a name without a pid)."""
+    match = TEMP_PID.match(path.name)
+    if match is None:
+        return False
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process: not ours to judge
+    return True
 
 
 @contextlib.contextmanager
@@ -85,8 +121,10 @@ def folder_lock(folder, purpose):
     The lock is released by the kernel if the process dies, even by kill -9.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "w") as handle:
+    with unwritable_as_user_error(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / ".lock", "w")  # noqa: SIM115  (closed below, after the lock's whole life)
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -14,6 +14,7 @@ import collections
 import concurrent.futures
 import multiprocessing
 import os
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -94,10 +95,12 @@ class LocalProcesses:
 
         self.function, self.timeout = function, config.worker_timeout
         os.environ[QUIET_WORKERS_VARIABLE] = "1"  # workers do not repeat TensorFlow's start-up lines
+        # workers of a process that uses TensorFlow start it in their quiet start-up
+        uses_tensorflow = "tensorflow" in sys.modules
         # spawn, not fork: a forked TensorFlow or pygame process can deadlock.
         self.new_pool = lambda: pebble.ProcessPool(max_workers=config.num_workers or os.cpu_count() or 1,
                                                    context=multiprocessing.get_context("spawn"),
-                                                   initializer=quiet_start_ended)
+                                                   initializer=quiet_start_ended, initargs=(uses_tensorflow,))
         self.pool = self.new_pool()
         self.pending = {}  # future -> (args, attempt)
 

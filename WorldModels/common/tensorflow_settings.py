@@ -51,10 +51,13 @@ def _end_quiet_start(replay):
     _saved_stderr = _captured = None
 
 
-def quiet_start_ended():
-    """A worker's initializer: let TensorFlow (if imported) find its devices, still quietly, then restore stderr."""
-    if _saved_stderr is not None and "tensorflow" in sys.modules:
-        sys.modules["tensorflow"].config.list_physical_devices()  # CUDA's start-up line, on a machine without one
+def quiet_start_ended(import_tensorflow=False):
+    """A worker's initializer: start TensorFlow (if the worker's parent uses it, or it is imported already)
+    and let it find its devices, still quietly; then restore stderr."""
+    if _saved_stderr is not None and (import_tensorflow or "tensorflow" in sys.modules):
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # CUDA's start-up line, on a machine without one
     _end_quiet_start(replay=False)
 
 

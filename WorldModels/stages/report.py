@@ -16,7 +16,7 @@ import json
 
 import numpy as np
 
-from common.config import experiment_dir, for_vision, record_dir, vision_dir
+from common.config import VISIONS, experiment_dir, for_vision, record_dir, vision_dir
 from common.episodes import list_episodes
 from common.errors import UserFacingError
 from common.files import write_json_atomic, write_text_atomic
@@ -25,7 +25,6 @@ from stages.evaluation import best_evaluated, compare_scores, controller_evaluat
 from stages.evolution import controller_dir, controller_trained, dream_config, training_curve
 from stages.memory import memory_trained, prediction_pixel_errors
 from stages.vision import (
-    VISIONS,
     held_out_frames,
     load_vision_model,
     model_path,

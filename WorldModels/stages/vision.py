@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from common.checkpoints import TrainingCheckpoint, load_upgraded, truncate_log
-from common.config import record_dir, settings_match, stage_folder, vision_dir
+from common.config import VISIONS, record_dir, settings_match, stage_folder, vision_dir
 from common.data import array_dataset, frame_dataset, load_frames, load_steps, split_episodes
 from common.episodes import FRAME_SHAPE, list_episodes
 from common.errors import UserFacingError
@@ -31,7 +31,6 @@ from vae.layers import rename_legacy_decoder_layers
 from vae.vae import ConvVAE
 from vaegan.vaegan import VAEGAN
 
-VISIONS = ("vae", "vaegan")
 WEIGHT_UPGRADES = (rename_legacy_decoder_layers,)  # models and checkpoints saved by earlier versions still load
 FIGURE_FRAMES = 8
 # Settings a trained model depends on: a rerun with other values is refused rather than resumed.

@@ -208,3 +208,14 @@ def test_a_kill_after_an_epochs_log_row_redoes_that_epoch_and_its_figure(tiny, m
     figures = vision_dir(tiny(), "vae") / "figures"
     assert sorted(path.name for path in figures.glob("reconstructions_epoch_*.png")) == [
         "reconstructions_epoch_001.png", "reconstructions_epoch_002.png"]
+
+
+def test_an_episode_with_nan_actions_is_refused_before_training_writes_anything(tiny):
+    config = tiny()
+    [first, *_] = sorted((vision_dir(config, "vae").parent / "record").glob("episode_*.npz"))
+    arrays = dict(np.load(first, allow_pickle=False))
+    arrays["action"][3, 0] = np.nan
+    np.savez_compressed(first, **arrays)
+    with pytest.raises(UserFacingError, match=f"{first.name}: action holds NaN"):
+        train_vision(config, "vae")
+    assert not vision_dir(config, "vae").exists()

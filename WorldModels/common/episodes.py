@@ -184,6 +184,18 @@ def load_episode(path, keys=None):
     return arrays
 
 
+def check_values(path):
+    """Raise EpisodeFileError naming the file if its actions, rewards or speeds are not all finite
+    (reads only those small arrays; the frame readers check them too, mid-training)."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            present = [key for key in FINITE_KEYS if key in archive.files]
+    except _READ_ERRORS as error:
+        raise _unreadable(path, error) from None
+    if present:
+        load_episode(path, keys=present)
+
+
 def list_episodes(record_dir, full=False):
     """All episode files in `record_dir`, sorted, each checked; returns a list of EpisodeInfo.
 

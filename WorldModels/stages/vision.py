@@ -21,7 +21,7 @@ import numpy as np
 from common.checkpoints import TrainingCheckpoint, load_upgraded, truncate_log
 from common.config import VISIONS, record_dir, settings_match, stage_folder, vision_dir
 from common.data import array_dataset, frame_dataset, load_frames, load_steps, split_episodes
-from common.episodes import FRAME_SHAPE, list_episodes
+from common.episodes import FRAME_SHAPE, check_values, list_episodes
 from common.errors import UserFacingError
 from common.files import atomic_path, write_json_atomic
 from common.plots import image_rows, save_figure
@@ -178,6 +178,8 @@ def train_vision(config, vision):
     """Train the vision model `vision` on record/ (resuming a killed run); returns its metrics dict.
     A model already trained for vae_num_epoch epochs is left as it is (downstream stages know its file)."""
     folder = vision_dir(config, vision)
+    for info in list_episodes(record_dir(config)):  # before anything is written: a broken file is named
+        check_values(info.path)
     with stage_folder(folder, config, f"{vision}_train.py", SETTINGS[vision]):
         if vision_trained(config, vision):
             print(f"{vision}: already trained for {config.vae_num_epoch} epochs; nothing to do "

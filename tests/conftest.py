@@ -28,6 +28,19 @@ def copied_results(prepared, tmp_path, *base):
     return config_factory(tmp_path / "results", *base)
 
 
+def kill_after_epoch(monkeypatch, callback_class, epoch):
+    """Make a fit() callback's on_epoch_end raise KeyboardInterrupt (a kill) right after its own work at
+    `epoch` (0-based): the callbacks after it in the list, such as the checkpoint, do not run."""
+    real = callback_class.on_epoch_end
+
+    def killed(self, index, logs=None):
+        real(self, index, logs)
+        if index == epoch:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(callback_class, "on_epoch_end", killed)
+
+
 @pytest.fixture
 def make_config(tmp_path):
     """make_config(--key value ...) -> the smoke config, with results under tmp_path and overrides applied."""

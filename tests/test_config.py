@@ -79,7 +79,7 @@ def test_file_values_are_typed_and_comments_ignored(tmp_path):
     (["--exp_name", "run#2"], "--exp_name"),
     (["--env_name", "CarRacing-v2"], "--env_name"),
     (["--dream_env", "1", "--controller_init", "dream"], "--controller_init"),
-    (["--vae_learning_rate", "-1e-4"], "--vae_learning_rate: must be a number > 0"),  # not argparse's "expected one argument"
+    (["--vae_learning_rate", "-1e-4"], "--vae_learning_rate: must be a number > 0"),  # not "expected one argument"
     (["--state_space", "3"], "--state_space"),
     (["--results_dir", "/etc/hostname/results"], "/etc/hostname is a file"),
     (["--results_dir", "/etc/hostname"], "--results_dir"),

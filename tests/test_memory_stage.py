@@ -13,7 +13,7 @@ from common.config import parse_config, vision_dir
 from common.data import split_episodes
 from common.episodes import list_episodes, load_episode
 from common.errors import UserFacingError
-from conftest import SMOKE_CONFIG, copied_results
+from conftest import SMOKE_CONFIG, copied_results, kill_after_epoch
 from stages import memory
 from stages.memory import encode_series, load_rnn, load_series, rnn_path, series_path, train_memory
 from stages.rollouts import extract
@@ -159,15 +159,8 @@ def test_the_scripts_run_from_the_command_line(tiny):
 
 
 def test_a_kill_after_an_epochs_log_row_redoes_that_epoch_and_its_figure(tiny, monkeypatch):
-    real_figures = memory.PredictionFigures.on_epoch_end
-
-    def killed_after_the_log_row(self, epoch, logs=None):
-        real_figures(self, epoch, logs)
-        if epoch == 1:
-            raise KeyboardInterrupt  # the kill, after the epoch's log row and figure, before its checkpoint
-
     encode_series(tiny())
-    monkeypatch.setattr(memory.PredictionFigures, "on_epoch_end", killed_after_the_log_row)
+    kill_after_epoch(monkeypatch, memory.PredictionFigures, 1)  # after epoch 2's log row and figure
     with pytest.raises(KeyboardInterrupt):
         train_memory(tiny())
     monkeypatch.undo()

@@ -16,7 +16,7 @@ import pytest
 from common.checkpoints import TrainingCheckpoint, truncate_log
 from common.config import ConfigError, parse_config, vision_dir
 from common.errors import UserFacingError
-from conftest import SMOKE_CONFIG, copied_results
+from conftest import SMOKE_CONFIG, copied_results, kill_after_epoch
 from stages.rollouts import extract
 from stages.vision import (
     _other_vision_rows,
@@ -190,14 +190,7 @@ def test_a_checkpoint_is_not_resumed_on_other_inputs(tmp_path):
 def test_a_kill_after_an_epochs_log_row_redoes_that_epoch_and_its_figure(tiny, monkeypatch):
     from stages import vision
 
-    real_figures = vision.ReconstructionFigures.on_epoch_end
-
-    def killed_after_the_log_row(self, epoch, logs=None):
-        real_figures(self, epoch, logs)
-        if epoch == 1:
-            raise KeyboardInterrupt  # the kill, after the epoch's log row and figure, before its checkpoint
-
-    monkeypatch.setattr(vision.ReconstructionFigures, "on_epoch_end", killed_after_the_log_row)
+    kill_after_epoch(monkeypatch, vision.ReconstructionFigures, 1)  # after epoch 2's log row and figure
     with pytest.raises(KeyboardInterrupt):
         train_vision(tiny("--vae_num_epoch", 2), "vae")
     monkeypatch.undo()

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -212,3 +213,23 @@ def test_a_kill_before_the_last_checkpoint_leaves_consistent_outputs(tiny, monke
     assert [without_seconds(row) for row in rows[:1]] == [without_seconds(row) for row in written]
     assert json.loads((folder / "log.json").read_text())[-1]["generation"] == 2
     assert json.loads((folder / "best.json").read_text())["generation"] == state["best"]["generation"]
+
+
+def test_a_terminated_run_stops_its_workers_and_says_it_can_resume(tiny):
+    config = tiny("--controller_max_generations", 30, "--num_workers", 2)
+    command = [sys.executable, str(SMOKE_CONFIG.parents[1] / "train.py"), "-c", str(SMOKE_CONFIG),
+               "--results_dir", config.results_dir, *map(str, TINY), "--num_workers", "2",
+               "--controller_max_generations", "30"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = controller_dir(config) / "log.csv"
+    deadline = time.monotonic() + 240
+    while (not log.exists() or len(log_rows(config)) < 1) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+    workers = [pid for pid in children if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")]
+    assert workers, "the run should have worker processes by now"
+    process.terminate()  # SIGTERM to the driver alone, as a scheduler or `kill` sends it
+    assert process.wait(timeout=60) == 130 and "rerun the same command to resume" in process.stderr.read()
+    time.sleep(2)
+    alive = [pid for pid in workers if os.path.exists(f"/proc/{pid}")]
+    assert not alive, f"worker processes {alive} outlived their run"

@@ -25,7 +25,7 @@ def test_only_temporaries_of_processes_that_are_gone_are_removed(tmp_path):
     assert running.exists() and not gone.exists() and not nameless.exists()
 
 
-@pytest.mark.parametrize("place", ["/proc/no_such_folder/results", "/proc/self/results"])
+@pytest.mark.parametrize("place", ["/proc/no_such_folder/results", "/proc/self/results", "/sys/kernel/results"])
 def test_a_folder_that_cannot_be_written_is_one_line_naming_it(place):
     with pytest.raises(UserFacingError, match=f"^{place}: cannot write here"):
         with folder_lock(place, "test"):

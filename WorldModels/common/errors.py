@@ -1,6 +1,7 @@
 """The project's expected failures, and how scripts report them."""
 
 import contextlib
+import signal
 import sys
 
 
@@ -14,7 +15,9 @@ class UserFacingError(Exception):
 @contextlib.contextmanager
 def exit_on_user_error():
     """Around a script's main(): print a UserFacingError as `error: ...` and exit with status 1;
-    on Ctrl-C, say that the run can be resumed and exit with status 130."""
+    on Ctrl-C, say that the run can be resumed and exit with status 130. A SIGTERM (kill, a cluster's
+    scheduler) is handled as Ctrl-C, so the run's worker processes are stopped with it, not left running."""
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         yield
     except UserFacingError as error:
@@ -24,3 +27,7 @@ def exit_on_user_error():
         print("\ninterrupted: everything written so far is complete; rerun the same command to resume",
               file=sys.stderr)
         raise SystemExit(130) from None
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt

@@ -216,10 +216,9 @@ def test_a_kill_before_the_last_checkpoint_leaves_consistent_outputs(tiny, monke
 
 
 def test_a_terminated_run_stops_its_workers_and_says_it_can_resume(tiny):
-    config = tiny("--controller_max_generations", 30, "--num_workers", 2)
+    config = tiny("--controller_max_generations", 30)
     command = [sys.executable, str(SMOKE_CONFIG.parents[1] / "train.py"), "-c", str(SMOKE_CONFIG),
-               "--results_dir", config.results_dir, *map(str, TINY), "--num_workers", "2",
-               "--controller_max_generations", "30"]
+               "--results_dir", config.results_dir, *map(str, TINY), "--controller_max_generations", "30"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     log = controller_dir(config) / "log.csv"
     deadline = time.monotonic() + 240

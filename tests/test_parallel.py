@@ -93,7 +93,7 @@ from common.parallel import run_tasks
 from parallel_tasks import double_with_tensorflow
 if __name__ == "__main__":
     tf.constant(1)
-    config = argparse.Namespace(backend="local", num_workers=2, worker_timeout=60.0, worker_max_retries=0)
+    config = argparse.Namespace(backend="local", num_workers=1, worker_timeout=60.0, worker_max_retries=0)
     print(sorted(result for _, result in run_tasks(double_with_tensorflow, [(1,), (2,)], config)))
 """)
     alone = subprocess.run([sys.executable, "-c", parent_only], capture_output=True, text=True, check=True)

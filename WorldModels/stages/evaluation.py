@@ -111,9 +111,11 @@ def compare_scores(first, second, paired, confidence=0.95):
     test's p-value. paired (the same episode seeds, in the same order): the paired t-test and Wilcoxon's
     signed-rank test; else Welch's t-test and the Mann-Whitney U test. Returns a dict."""
     first, second = np.asarray(first, np.float64), np.asarray(second, np.float64)
+    if paired and np.array_equal(first, second):  # the same score on every episode: no difference, no test
+        return {"difference": 0.0, "low": 0.0, "high": 0.0, "t": 0.0, "p_t": 1.0, "p_rank": 1.0, "paired": True}
     if paired:
         t_test = stats.ttest_rel(first, second)
-        rank_p = stats.wilcoxon(first, second).pvalue if np.any(first != second) else 1.0
+        rank_p = stats.wilcoxon(first, second).pvalue
     else:
         t_test = stats.ttest_ind(first, second, equal_var=False)
         rank_p = stats.mannwhitneyu(first, second, alternative="two-sided").pvalue

@@ -169,15 +169,21 @@ def test_training_runs_on_the_ray_backend(tiny, local_ray):
     assert [row["generation"] for row in log_rows(config)] == ["1"] and np.isfinite(best["score"])
 
 
-def test_a_killed_run_resumes_from_its_last_generation(tiny):
-    config = tiny("--controller_max_generations", 30)
+def start_training(config, rows, **popen):
+    """train.py for 30 generations of the TINY config in a process of its own, once log.csv has `rows` rows."""
     command = [sys.executable, str(SMOKE_CONFIG.parents[1] / "train.py"), "-c", str(SMOKE_CONFIG),
                "--results_dir", config.results_dir, *map(str, TINY), "--controller_max_generations", "30"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **popen)
     log = controller_dir(config) / "log.csv"
     deadline = time.monotonic() + 240
-    while (not log.exists() or len(log_rows(config)) < 2) and time.monotonic() < deadline and process.poll() is None:
+    while (not log.exists() or len(log_rows(config)) < rows) and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)
+    return process
+
+
+def test_a_killed_run_resumes_from_its_last_generation(tiny):
+    config = tiny("--controller_max_generations", 30)
+    process = start_training(config, rows=2, start_new_session=True)
     os.killpg(process.pid, signal.SIGKILL)  # kill -9 the driver and its workers
     process.wait()
     done = log_rows(config)
@@ -217,13 +223,7 @@ def test_a_kill_before_the_last_checkpoint_leaves_consistent_outputs(tiny, monke
 
 def test_a_terminated_run_stops_its_workers_and_says_it_can_resume(tiny):
     config = tiny("--controller_max_generations", 30)
-    command = [sys.executable, str(SMOKE_CONFIG.parents[1] / "train.py"), "-c", str(SMOKE_CONFIG),
-               "--results_dir", config.results_dir, *map(str, TINY), "--controller_max_generations", "30"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    log = controller_dir(config) / "log.csv"
-    deadline = time.monotonic() + 240
-    while (not log.exists() or len(log_rows(config)) < 1) and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.05)
+    process = start_training(config, rows=1)
     children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
     workers = [pid for pid in children if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")]
     assert workers, "the run should have worker processes by now"

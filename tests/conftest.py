@@ -1,15 +1,16 @@
 """Shared fixtures: tiny configs in temporary folders (never the user's results/)."""
 
-import importlib.util
 import shutil
 from pathlib import Path
 
 import common.tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
 
 # isort: split
+import numpy as np
 import pytest
 
-from common.config import parse_config
+from common.config import parse_config, vision_dir
+from common.files import write_json_atomic
 
 SMOKE_CONFIG = Path(__file__).resolve().parents[1] / "WorldModels" / "configs" / "smoke.config"
 
@@ -41,6 +42,23 @@ def kill_after_epoch(monkeypatch, callback_class, epoch):
     monkeypatch.setattr(callback_class, "on_epoch_end", killed)
 
 
+def save_untrained_world_model(config):
+    """An untrained VAE (z 4) and MDN-RNN (LSTM 8, reward and done heads) in config's vae/ folder, with
+    initial_z.json: enough world model for train.py and evaluate.py on tiny configs."""
+    from rnn.rnn import MDNRNN
+    from vae.vae import ConvVAE
+
+    folder = vision_dir(config)
+    folder.mkdir(parents=True)
+    vision_model = ConvVAE(4, 0.5, seed=0)
+    vision_model.build()
+    vision_model.save(folder / "vae.keras")
+    rnn = MDNRNN(4, 8, 3, predict_reward=True, predict_done=True, seed=0)
+    rnn.build()
+    rnn.save(folder / "rnn.keras")
+    write_json_atomic(folder / "initial_z.json", {"mu": np.zeros((3, 4)).tolist(), "logvar": np.zeros((3, 4)).tolist()})
+
+
 @pytest.fixture
 def make_config(tmp_path):
     """make_config(--key value ...) -> the smoke config, with results under tmp_path and overrides applied."""
@@ -51,19 +69,3 @@ def make_config(tmp_path):
 def tiny_config(make_config):
     """Short episodes, two workers: a real extract takes seconds."""
     return make_config("--num_episodes", 4, "--max_frames", 30, "--min_frames", 5, "--num_workers", 2)
-
-
-@pytest.fixture(scope="session")
-def local_ray():
-    """One local Ray instance (2 CPUs) for the whole session, as parallel.py keeps one per process."""
-    if importlib.util.find_spec("ray") is None:
-        pytest.skip("ray is not installed (pip install -r requirements-cluster.txt): the Ray backend is not tested")
-    import ray
-
-    from common.parallel import RAY_RUNTIME_ENV
-    # Test tasks live in tests/, outside Ray's copy of WorldModels/: local workers find them on PYTHONPATH.
-    tests_dir = str(Path(__file__).resolve().parent)
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING",
-             runtime_env={**RAY_RUNTIME_ENV, "env_vars": {"PYTHONPATH": tests_dir}})
-    yield ray
-    ray.shutdown()

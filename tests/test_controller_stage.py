@@ -18,13 +18,11 @@ from PIL import Image
 import evaluate
 from common.config import vision_dir
 from common.errors import UserFacingError
-from common.files import write_json_atomic
-from conftest import SMOKE_CONFIG
+from conftest import SMOKE_CONFIG, save_untrained_world_model
 from controller import load_controller, num_parameters, save_controller
 from rnn.rnn import MDNRNN
 from stages.evolution import controller_dir, train_controller
 from stages.report import dream_cell
-from vae.vae import ConvVAE
 
 # One worker process: each one imports TensorFlow (~5 s of CPU); parallelism is tested in test_parallel.py.
 TINY = ["--z_size", 4, "--rnn_size", 8, "--max_frames", 15, "--min_frames", 5, "--num_workers", 1,
@@ -38,16 +36,7 @@ def tiny(make_config):
     def make(*overrides):
         return make_config(*TINY, *overrides)
 
-    config = make()
-    folder = vision_dir(config)
-    folder.mkdir(parents=True)
-    vision_model = ConvVAE(4, 0.5, seed=0)
-    vision_model.build()
-    vision_model.save(folder / "vae.keras")
-    rnn = MDNRNN(4, 8, 3, predict_reward=True, predict_done=True, seed=0)
-    rnn.build()
-    rnn.save(folder / "rnn.keras")
-    write_json_atomic(folder / "initial_z.json", {"mu": np.zeros((3, 4)).tolist(), "logvar": np.zeros((3, 4)).tolist()})
+    save_untrained_world_model(make())
     return make
 
 
@@ -161,12 +150,6 @@ def test_evaluate_scores_a_controller_and_writes_gifs(tiny, tmp_path):
     assert Image.open(tmp_path / "dream.gif").size == (2 * 64, 2 * 64)
     with pytest.raises(UserFacingError, match="best.json: made with z_size=4"):
         evaluate.main([*arguments, *base, "--z_size", "8"])
-
-
-def test_training_runs_on_the_ray_backend(tiny, local_ray):
-    config = tiny("--backend", "ray")
-    best = train_controller(config)
-    assert [row["generation"] for row in log_rows(config)] == ["1"] and np.isfinite(best["score"])
 
 
 def start_training(config, rows, **popen):

@@ -1,6 +1,5 @@
-"""extract.py: a real 2-worker collection, resume after deletion and corruption, regeneration, Ray."""
+"""extract.py: a real 2-worker collection, resume after deletion and corruption, regeneration."""
 
-import importlib.util
 import io
 import os
 import signal
@@ -166,23 +165,3 @@ def test_a_killed_run_leaves_only_complete_files_and_a_rerun_finishes(make_confi
     assert not list(record_dir(config).glob(".*.tmp*"))
 
 
-@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed")
-def test_ray_backend_from_the_command_line(tmp_path):
-    """Here extract.py itself starts the local Ray instance (parallel.RayTasks), as a user's run does."""
-    command = [sys.executable, str(ROOT / "WorldModels" / "extract.py"), "-c", str(SMOKE_CONFIG),
-               "--results_dir", str(tmp_path), "--num_episodes", "2", "--max_frames", "20", "--min_frames", "5",
-               "--num_workers", "2", "--backend", "ray", "--extract_policy", "white"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "collected 2 episodes" in result.stdout
-    assert len(list((tmp_path / "smoke" / "CarRacing-v3" / "record").glob("episode_*.npz"))) == 2
-
-
-def test_ray_backend_collects_the_same_episodes(local_ray, make_config, tmp_path):
-    local = make_config("--num_episodes", 2, "--max_frames", 20, "--min_frames", 5, "--num_workers", 2)
-    extract(local)
-    ray_config = make_config("--num_episodes", 2, "--max_frames", 20, "--min_frames", 5, "--num_workers", 2,
-                             "--backend", "ray", "--results_dir", tmp_path / "ray_results")
-    extract(ray_config)
-    for local_file, ray_file in zip(episode_files(local), episode_files(ray_config), strict=True):
-        assert local_file.read_bytes() == ray_file.read_bytes()

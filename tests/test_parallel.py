@@ -1,4 +1,4 @@
-"""The worker runner: results, retries after exceptions, dead and hung workers; local and Ray backends."""
+"""The worker runner: results, retries after exceptions, dead and hung workers (Ray: test_ray_backend.py)."""
 
 import argparse
 import subprocess
@@ -68,16 +68,6 @@ def test_a_user_facing_error_stops_the_run_without_retries():
 def test_a_tasks_own_timeout_error_is_reported_with_its_traceback():
     with pytest.raises(TaskFailedError, match="the task's own timeout 7"):
         list(run_tasks(raise_own_timeout, [(7,)], runner_config(retries=0)))
-
-
-def test_ray_backend_runs_and_retries(local_ray, tmp_path):
-    config = runner_config(backend="ray", timeout=5.0)
-    assert dict(run_tasks(square, [(n,) for n in range(5)], config)) == {(n,): n * n for n in range(5)}
-    reports = []
-    tasks = [(str(tmp_path), value, how) for value, how in enumerate(["raise", "hang"])]
-    results = dict(run_tasks(fail_first_time, tasks, config, report=reports.append))
-    assert results == {task: task[1] * 10 for task in tasks}
-    assert len(reports) == 2
 
 
 def test_workers_do_not_repeat_tensorflows_start_up_lines_but_show_their_own_messages(tmp_path):

@@ -5,7 +5,6 @@ suite's two test processes each started their own beside the other tests, the Ra
 four minutes together. The checks run in turn on the same instance, as a user's session would.
 """
 
-import argparse
 import importlib.util
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from stages.evolution import train_controller
 from stages.rollouts import extract
 from test_controller_stage import TINY, log_rows
 from test_extract import episode_files
+from test_parallel import runner_config
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                                 reason="ray is not installed (pip install -r requirements-cluster.txt)")
@@ -42,7 +42,7 @@ def ray_instance():
 
 
 def check_tasks_run_and_retry(tmp_path):
-    config = argparse.Namespace(backend="ray", num_workers=2, worker_timeout=5.0, worker_max_retries=2, ray_address="")
+    config = runner_config(backend="ray", timeout=5.0)
     assert dict(run_tasks(square, [(n,) for n in range(5)], config)) == {(n,): n * n for n in range(5)}
     reports = []
     tasks = [(str(tmp_path), value, how) for value, how in enumerate(["raise", "hang"])]

@@ -89,6 +89,7 @@ def test_episode_seeds_are_fixed_and_purposes_never_share_one():
     seeds = [set(episode_seeds(0, purpose, generation, 50))
              for purpose, generation in (("train", 0), ("train", 1), ("test", 0), ("evaluate", 0))]
     assert sum(len(group) for group in seeds) == len(set().union(*seeds))
+    assert not set(episode_seeds(0, "train", 3, 50, run=1)) & set(episode_seeds(0, "train", 3, 50))  # controller_seed
 
 
 # -- the agent and the dream, with small untrained networks ------------------------------------

@@ -76,7 +76,14 @@ def test_real_and_dream_runs_keep_separate_folders_and_changes_are_refused(tiny)
     train_controller(real)
     real_log = (controller_dir(real) / "log.csv").read_text()
     train_controller(tiny("--dream_env", 1))
+    second = tiny("--controller_seed", 1)  # another CMA-ES run of the same world model
+    train_controller(second)
     assert (controller_dir(real) / "log.csv").read_text() == real_log
+    assert controller_dir(second).name == "controller_seed1"
+    first_state, second_state = (pickle.loads((controller_dir(config) / "checkpoint.pkl").read_bytes())
+                                 for config in (real, second))
+    assert first_state["log"][0]["mean"] != second_state["log"][0]["mean"]  # other candidates, other tracks
+    assert first_state["initial"]["score"] == second_state["initial"]["score"]  # the same held-out episodes
     with pytest.raises(UserFacingError, match="controller_sigma_init"):
         train_controller(tiny("--controller_sigma_init", 0.5))
     rnn = MDNRNN(4, 8, 3, predict_reward=True, predict_done=True, seed=1)

@@ -13,12 +13,12 @@ from common.config import ConfigError, experiment_dir, for_vision, record_dir, v
 from common.episodes import check_episode
 from common.progress import keras_verbosity, progress_bar
 from conftest import SMOKE_CONFIG
-from controller import load_controller
+from controller import load_controller, num_parameters, save_controller
 from stages.agent import load_agent
-from stages.evaluation import describe_scores, evaluation_scores
+from stages.evaluation import describe_scores, evaluation_scores, write_evaluation
 from stages.evolution import controller_dir
 from stages.memory import load_series
-from stages.report import LABELS, MISSING, learning_summary, score_comparison
+from stages.report import LABELS, MISSING, learning_summary, runs_cell, score_comparison
 
 # One worker process: each one imports TensorFlow (~5 s of CPU); parallelism is tested in test_parallel.py.
 TINY = ["--num_episodes", 3, "--max_frames", 30, "--min_frames", 5, "--num_workers", 1, "--vae_num_epoch", 1,
@@ -106,6 +106,26 @@ def test_the_report_says_plainly_whether_cma_es_learnt():
     assert "nothing was learnt at this scale" in stuck and "(63.9)" in stuck
     learnt = learning_summary({"generation": 5, "initial_score": -48.3, "score": 10.9}, 15)
     assert "rose from -48.3" in learnt and "to 10.9 (generation 5 of 15)" in learnt
+
+
+def test_the_report_lists_every_evaluated_cma_es_run_and_their_spread(make_config):
+    config = make_config(*TINY, "--z_size", 4, "--rnn_size", 8)
+    assert runs_cell(config) is None  # no run yet
+    seeds, rng = np.arange(2), np.random.default_rng(0)
+    means = {}
+    for controller_seed in (0, 1, 3):
+        run_config = make_config(*TINY, "--z_size", 4, "--rnn_size", 8, "--controller_seed", controller_seed)
+        path = controller_dir(run_config) / "best.json"
+        save_controller(path, rng.standard_normal(num_parameters(run_config)), run_config)
+        means[controller_seed] = write_evaluation(run_config, path, seeds, rng.normal(500, 100, 2))["mean"]
+        if controller_seed == 0:
+            assert runs_cell(config) is None  # one run: no spread to show
+    (controller_dir(config).parent / "controller_seedling").mkdir()  # not a run's folder
+    values = np.array(list(means.values()))
+    assert runs_cell(config) == (f"0: {means[0]:.1f}, 1: {means[1]:.1f}, 3: {means[3]:.1f}; "
+                                 f"{values.mean():.1f} ± {values.std(ddof=1):.1f} over 3 runs")
+    save_controller(path, np.zeros(num_parameters(config)), config)  # seed 3's controller changed since
+    assert runs_cell(config).endswith("over 2 runs")
 
 
 def test_the_dream_warm_start_trains_in_the_dream_before_the_real_environment(make_config):

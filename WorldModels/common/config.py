@@ -206,6 +206,10 @@ KEYS = {
                         "JSON file, or `dream` for <vision>/controller_dream/best.json (the dream warm start; "
                         "pipeline.py trains it first). A real run so started has its own folder, "
                         "<vision>/controller_warm/"),
+    "controller_seed": (non_negative_int, 0, "another CMA-ES run of the same world model, for the run-to-run "
+                        "spread: it seeds CMA-ES and the training episodes, in its own folder "
+                        "<vision>/controller_seed<k>/ (0: the first run, controller/); held-out tests and "
+                        "evaluate.py keep seed's episodes, so two runs are compared episode by episode"),
     "controller_weight_decay": (non_negative_float, 0.01,
                                 "L2 penalty: weight_decay * mean(params^2) is taken from the fitness (the original)"),
     "controller_z": (_choice("sample", "mean"), "sample",
@@ -217,9 +221,10 @@ KEYS = {
 
 
 # What runs saved before a key existed did: a saved config without the key is compared as if it
-# held this value (the first VAE/GAN's networks and losses; full training episodes; CMA-ES from zeros).
-LEGACY_VALUES = {"controller_stall_steps": 0, "controller_init": "", "vaegan_discriminator": "strided",
-                 "vaegan_discriminator_width": 1.0,
+# held this value (the first VAE/GAN's networks and losses; full training episodes; CMA-ES from zeros,
+# the first run of it).
+LEGACY_VALUES = {"controller_stall_steps": 0, "controller_init": "", "controller_seed": 0,
+                 "vaegan_discriminator": "strided", "vaegan_discriminator_width": 1.0,
                  "vaegan_generator_loss": "minimax", "vaegan_real_label": 1.0, "vaegan_decoder": "world_models",
                  "vaegan_decoder_width": 1.0}
 
@@ -413,9 +418,14 @@ def vision_dir(config, vision=None):
     return experiment_dir(config) / (vision or config.vision)
 
 
+def with_values(config, **values):
+    """A copy of `config` with these keys set to these values (the config itself is never changed)."""
+    return argparse.Namespace(**{**vars(config), **values})
+
+
 def for_vision(config, vision):
     """A copy of `config` whose vision is `vision` (the pipeline and the report handle both models)."""
-    return argparse.Namespace(**{**vars(config), "vision": vision})
+    return with_values(config, vision=vision)
 
 
 @contextlib.contextmanager

@@ -27,10 +27,11 @@ RECORDED = ("frames", "action", "reward", "done", "speed", "on_road")  # play_ep
 PURPOSES = {"train": 0, "test": 1, "evaluate": 2}
 
 
-def episode_seeds(base_seed, purpose, generation, count):
+def episode_seeds(base_seed, purpose, generation, count, run=0):
     """`count` episode seeds for a purpose: "train" (generation g's episodes), "test" (held-out
-    evaluations of the mean) or "evaluate" (evaluate.py): independent streams, so they never meet."""
-    sequence = np.random.SeedSequence([base_seed, PURPOSES[purpose], generation])
+    evaluations of the mean) or "evaluate" (evaluate.py): independent streams, so they never meet.
+    run > 0 (controller_seed) gives another CMA-ES run its own stream; run 0 is the first run's."""
+    sequence = np.random.SeedSequence([base_seed, PURPOSES[purpose], generation] + ([run] if run else []))
     return [int(seed) for seed in sequence.generate_state(count, np.uint32)]
 
 

@@ -71,7 +71,13 @@ def evaluate_controller(config, path, episodes):
         scores, _ = real.scores(parameters[None], seeds)
     finally:
         real.close()
-    scores = scores[0]
+    return write_evaluation(config, path, seeds, scores[0])
+
+
+def write_evaluation(config, path, seeds, scores):
+    """Write the evaluation files of the controller file `path` (its scores, per episode seed, and their
+    summary and histogram beside it); returns the summary."""
+    episodes = len(scores)
     stem = path.with_name(path.stem)
     table = io.StringIO()
     writer = csv.writer(table)

@@ -18,7 +18,6 @@ controller_eval_steps generations and after the last, the mean of the distributi
 controller_num_test_episode held-out episodes; best.json is the best of these.
 """
 
-import argparse
 import csv
 import io
 import pickle
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from common.config import settings_match, stage_folder, vision_dir
+from common.config import settings_match, stage_folder, vision_dir, with_values
 from common.errors import UserFacingError
 from common.files import (
     file_sha256,
@@ -45,20 +44,20 @@ from stages.agent import episode_seeds, load_dream, play_dreams, score_episodes
 SETTINGS = ("z_size", "rnn_size", "exp_mode", "state_space", "max_frames", "seed", "dream_env", "rnn_temperature",
             "controller_optimizer", "controller_num_episode", "controller_num_test_episode", "controller_eval_steps",
             "controller_num_worker", "controller_num_worker_trial", "controller_sigma_init", "controller_batch_mode",
-            "controller_weight_decay", "controller_z", "controller_stall_steps", "controller_init")
+            "controller_weight_decay", "controller_z", "controller_stall_steps", "controller_init", "controller_seed")
 LOG_FIELDS = ("generation", "best", "mean", "worst", "sigma", "steps", "seconds", "test_score", "test_std")
 
 
 def controller_dir(config):
-    """<vision>/controller_dream/ (dream_env), controller_warm/ (a real run from controller_init) or controller/."""
-    if config.dream_env:
-        return vision_dir(config) / "controller_dream"
-    return vision_dir(config) / ("controller_warm" if config.controller_init else "controller")
+    """<vision>/controller_dream/ (dream_env), controller_warm/ (a real run from controller_init) or controller/;
+    with controller_seed k > 0, that name with _seed<k> (another CMA-ES run of the same world model)."""
+    name = "controller_dream" if config.dream_env else "controller_warm" if config.controller_init else "controller"
+    return vision_dir(config) / (f"{name}_seed{config.controller_seed}" if config.controller_seed else name)
 
 
 def dream_config(config):
     """The config of the dream run that controller_init=dream starts from: the same keys, in the dream."""
-    return argparse.Namespace(**{**vars(config), "dream_env": True, "controller_init": ""})
+    return with_values(config, dream_env=True, controller_init="")
 
 
 def warm_start_path(config):
@@ -219,8 +218,16 @@ def _new_state(config, fingerprint):
 
     population = config.controller_num_worker * config.controller_num_worker_trial
     es = cma.CMAEvolutionStrategy(starting_mean(config).astype(np.float64), config.controller_sigma_init,
-                                  {"popsize": population, "seed": config.seed + 1, "verbose": -9})
+                                  {"popsize": population, "seed": cma_seed(config), "verbose": -9})
     return {"es": es, "log": [], "best": None, "world": fingerprint}
+
+
+def cma_seed(config):
+    """pycma's seed: seed + 1 for the first run (controller_seed 0, as before the key existed), and one
+    drawn from (seed, controller_seed) for each other run; never 0, which pycma takes as "from the clock"."""
+    if not config.controller_seed:
+        return config.seed + 1
+    return int(np.random.SeedSequence([config.seed, config.controller_seed]).generate_state(1)[0]) + 1
 
 
 def _run_generation(state, episodes, config, generation):
@@ -229,7 +236,7 @@ def _run_generation(state, episodes, config, generation):
     started, es = time.monotonic(), state["es"]
     solutions = np.array(es.ask())
     scores, steps = episodes.scores(solutions, episode_seeds(config.seed, "train", generation,
-                                                             config.controller_num_episode),
+                                                             config.controller_num_episode, config.controller_seed),
                                     config.controller_stall_steps)
     fitness = reduce_scores(scores, config.controller_batch_mode)
     penalized = fitness + weight_decay_penalty(solutions, config.controller_weight_decay)

@@ -12,12 +12,12 @@ Two kinds:
   plugs into stages.rollouts.extract.
 """
 
-import argparse
 import functools
 from pathlib import Path
 
 import numpy as np
 
+from common.config import vision_dir, with_values
 from controller import carracing_action
 from env import ACTION_HIGH, ACTION_LOW, FRAME_SIZE
 
@@ -103,7 +103,7 @@ def original_parameters(rng, size, max_scale):
 
 def original_agent_config(config):
     """`config` with the untrained agent's sizes (ORIGINAL_AGENT)."""
-    return argparse.Namespace(**{**vars(config), **ORIGINAL_AGENT})
+    return with_values(config, **ORIGINAL_AGENT)
 
 
 def random_agent(config):
@@ -139,7 +139,6 @@ def exploration_agent(config):
     """(agent, the config it plays with, parameters(rng) -> one episode's controller parameters,
     action noise) of an agent-driven policy. The agent is built once per worker process (again when
     its files change)."""
-    from common.config import vision_dir
     from controller import num_parameters
     from stages.agent import load_agent
     from stages.evaluation import load_for_config

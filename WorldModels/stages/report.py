@@ -16,7 +16,7 @@ import json
 
 import numpy as np
 
-from common.config import VISIONS, experiment_dir, for_vision, record_dir, vision_dir
+from common.config import VISIONS, experiment_dir, for_vision, record_dir, vision_dir, with_values
 from common.episodes import list_episodes
 from common.errors import UserFacingError
 from common.files import write_json_atomic, write_text_atomic
@@ -129,6 +129,9 @@ def _column(config, model, frames, probe):
     dream = dream_cell(config)
     if dream is not None:  # a row only where a dream run exists
         cells["dream-trained controller (controller_dream/), scored in the real environment"] = dream
+    runs = runs_cell(config)
+    if runs is not None:  # a row only where several CMA-ES runs of this world model were evaluated
+        cells["every evaluated CMA-ES run (controller_seed k: score); the spread of their means"] = runs
     curve = (log, (best["initial_score"], best["initial_score_std"])) if log and best else None
     scores = evaluation_scores(folder / "best.json") if evaluation else None
     return {"cells": cells, "curve": curve, "folder": vision_dir(config).name, "scores": scores,
@@ -150,6 +153,23 @@ def dream_cell(config):
         return describe_scores(evaluation)[:-1] + f"{trained})"
     return (f"{best['real_score']:.1f} ± {best['real_score_std']:.1f} ({config.controller_num_test_episode} "
             f"held-out episodes; {best['score']:.1f} in the dream{trained})")
+
+
+def runs_cell(config):
+    """The evaluate_episodes scores of every CMA-ES run of this world model (controller/ and the
+    controller_seed<k>/ beside it) and the mean ± std of their means; None with fewer than two."""
+    first = controller_dir(with_values(config, controller_seed=0))
+    means = {}
+    for folder in [first, *first.parent.glob(f"{first.name}_seed*")]:
+        seed = folder.name.removeprefix(f"{first.name}_seed") if folder != first else "0"
+        evaluation = controller_evaluated(config, folder / "best.json", config.evaluate_episodes)
+        if seed.isdigit() and evaluation:
+            means[int(seed)] = evaluation["mean"]
+    if len(means) < 2:
+        return None
+    values = np.array([means[seed] for seed in sorted(means)])
+    listed = ", ".join(f"{seed}: {means[seed]:.1f}" for seed in sorted(means))
+    return f"{listed}; {values.mean():.1f} ± {values.std(ddof=1):.1f} over {len(values)} runs"
 
 
 def score_comparison(first, second, first_label, second_label):

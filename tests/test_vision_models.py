@@ -10,7 +10,13 @@ import tensorflow as tf
 
 from common.errors import UserFacingError
 from stages.vision import load_vision_model
-from stages.vision_metrics import SharpnessRatio, evaluate_reconstructions, laplacian_variance, sharpness_ratio
+from stages.vision_metrics import (
+    SharpnessRatio,
+    evaluate_reconstructions,
+    laplacian_variance,
+    latent_usage,
+    sharpness_ratio,
+)
 from vae.layers import rename_legacy_decoder_layers
 from vae.vae import ConvVAE, build_decoder, build_encoder, floored_kl, kl_divergence, sample_latent, squared_error
 from vaegan.vaegan import (
@@ -90,6 +96,19 @@ def test_discriminator_costs_are_binary_cross_entropies():
 def test_equilibrium_rule(real_cost, fake_cost, update_discriminator, update_decoder):
     result = equilibrium_updates(tf.constant(real_cost), tf.constant(fake_cost), equilibrium=0.68, margin=0.35)
     assert (bool(result[0]), bool(result[1])) == (update_discriminator, update_decoder)
+
+
+def test_latent_usage_against_numpy():
+    rng = np.random.default_rng(0)
+    # 2 dimensions that carry the frame (mu varies, sigma 0.1), 3 collapsed to the prior (mu ~ 0, sigma ~ 1)
+    mu = np.concatenate([rng.normal(0, 1.0, (500, 2)), rng.normal(0, 0.05, (500, 3))], axis=1)
+    logvar = np.concatenate([np.full((500, 2), np.log(0.01)), np.full((500, 3), np.log(0.98))], axis=1)
+    usage = latent_usage(mu, logvar)
+    assert usage["active_dimensions"] == 2
+    kl = [float(kl_divergence(tf.constant(mu[i:i + 1]), tf.constant(logvar[i:i + 1]))[0]) for i in range(500)]
+    assert usage["kl_nats"] == pytest.approx(np.mean(kl), rel=1e-6)
+    snr = np.concatenate([mu[:, :2].std(0) / 0.1, mu[:, 2:].std(0) / np.sqrt(0.98)])
+    assert usage["signal_to_noise"] == pytest.approx(snr.mean(), rel=1e-6)
 
 
 def test_laplacian_variance_and_sharpness_against_numpy():

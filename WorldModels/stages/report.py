@@ -102,6 +102,10 @@ def _column(config, model, frames, probe):
             f"{metrics['diversity']:.3f} / {metrics['prior_diversity']:.3f}"),
         "spread of the latent means (1.0 = as wide as the prior)": (
             f"{metrics['latent_spread']:.3f}" if "latent_spread" in metrics else MISSING),
+        "latent dimensions in use (Var(mu) > 0.01) of z_size; KL per frame (nats)": (
+            f"{metrics['active_dimensions']} of {config.z_size}; {metrics['kl_nats']:.1f}"),
+        "signal-to-noise of the sampled z that M and C see (std of mu / rms sigma, per dimension)": (
+            f"{metrics['signal_to_noise']:.2f}"),
         "z -> speed: linear probe R² (held-out frames)": (f"{metrics['speed_r2']:.3f}" if "speed_r2" in metrics
                                                           else "no speed in the episodes"),
         "z -> on the road: probe accuracy (always the majority)": (

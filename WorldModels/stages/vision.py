@@ -26,7 +26,15 @@ from common.errors import UserFacingError
 from common.files import atomic_path, write_json_atomic
 from common.plots import image_rows, save_figure
 from common.progress import keras_verbosity
-from stages.vision_metrics import as_uint8, diversity_ratio, driving_probe, evaluate_reconstructions, latent_means
+from stages.vision_metrics import (
+    as_uint8,
+    diversity_ratio,
+    driving_probe,
+    evaluate_reconstructions,
+    latent_means,
+    latent_statistics,
+    latent_usage,
+)
 from vae.layers import rename_legacy_decoder_layers
 from vae.vae import ConvVAE
 from vaegan.vaegan import VAEGAN
@@ -104,7 +112,8 @@ def probe_steps(config, training, held_out):
 
 def vision_metrics(model, validation_frames, probe):
     """evaluate_reconstructions on the held-out frames, the diversity of PRIOR_SAMPLES decoded prior
-    samples (seeded) against the frames', the spread of the latent means, a VAE/GAN's discriminator
+    samples (seeded) against the frames', the spread of the latent means, how much of z is used
+    (latent_usage), a VAE/GAN's discriminator
     scores, and the driving probe when `probe` (probe_steps) is given."""
     metrics = evaluate_reconstructions(model, validation_frames)
     prior_z = np.random.default_rng(0).standard_normal((PRIOR_SAMPLES, model.z_size)).astype("float32")
@@ -112,7 +121,9 @@ def vision_metrics(model, validation_frames, probe):
                                                  model.decode(prior_z).numpy())
     # How much of the prior the encoder uses: the spread of mu over the frames, per dimension, averaged
     # (1: as wide as N(0, I)). Far below 1, prior samples land where the decoder was never trained.
-    metrics["latent_spread"] = float(np.mean(np.std(latent_means(model, validation_frames), axis=0)))
+    mu, logvar = latent_statistics(model, validation_frames)
+    metrics["latent_spread"] = float(np.mean(np.std(mu, axis=0)))
+    metrics.update(latent_usage(mu, logvar))
     if isinstance(model, VAEGAN):  # what its discriminator makes of each kind of image
         metrics.update(model.discriminator_scores(validation_frames[:PRIOR_SAMPLES].astype("float32") / 255.0,
                                                   prior_z))

@@ -74,10 +74,29 @@ def diversity_ratio(frames, images):
     return float(np.mean(np.var(images, axis=0)) / np.mean(np.var(frames, axis=0)))
 
 
+def latent_statistics(model, frames, batch_size=256):
+    """The encoder's (mu, logvar) of uint8 frames (n, 64, 64, 3), in batches: float32 (n, z_size) each."""
+    batches = [model.encode(np.asarray(frames[start:start + batch_size], np.float32) / 255.0)
+               for start in range(0, len(frames), batch_size)]
+    return tuple(np.concatenate([batch[part].numpy() for batch in batches]) for part in (0, 1))
+
+
 def latent_means(model, frames, batch_size=256):
     """The encoder's mean z of uint8 frames (n, 64, 64, 3), in batches: float32 (n, z_size)."""
-    return np.concatenate([model.encode(np.asarray(frames[start:start + batch_size], np.float32) / 255.0)[0].numpy()
-                           for start in range(0, len(frames), batch_size)])
+    return latent_statistics(model, frames, batch_size)[0]
+
+
+def latent_usage(mu, logvar, active_variance=0.01):
+    """How much of z carries the frame, from the encoder's (mu, logvar) of many frames (n, z_size):
+    active_dimensions, those whose mean varies over the frames (Var(mu) > active_variance, Burda et al.
+    2016's "active units"); kl_nats, KL(q(z|x) || N(0, I)) per frame, summed over z (the code's size);
+    and signal_to_noise, per dimension the std of mu over the frames over the rms of sigma, averaged:
+    what M and C see, as they see sampled z (far below 1: the samples are mostly noise)."""
+    mu, logvar = np.asarray(mu, np.float64), np.asarray(logvar, np.float64)
+    kl = -0.5 * np.sum(1.0 + logvar - np.square(mu) - np.exp(logvar), axis=1)
+    noise = np.sqrt(np.mean(np.exp(logvar), axis=0))
+    return {"active_dimensions": int(np.sum(np.var(mu, axis=0) > active_variance)), "kl_nats": float(kl.mean()),
+            "signal_to_noise": float(np.mean(np.std(mu, axis=0) / noise))}
 
 
 def linear_probe(train_features, train_targets, test_features, ridge=1.0):

@@ -12,8 +12,8 @@ controller_init=dream, CMA-ES runs in the dream first (<vision>/controller_dream
 run starts from its best controller (<vision>/controller_warm/).
 
 Each stage's wall time (summed over the runs that worked on it) is kept in stage_times.json in
-its folder (record/, <vision>/, and <vision>/controller/, controller_dream/ or controller_warm/), for
-the report.
+its folder (record/, <vision>/, and <vision>/controller/, controller_dream/ or controller_warm/, with
+_seed<k> for controller_seed=k), for the report.
 """
 
 import sys

@@ -13,6 +13,7 @@ from common.config import parse_config, vision_dir
 from common.files import write_json_atomic
 
 SMOKE_CONFIG = Path(__file__).resolve().parents[1] / "WorldModels" / "configs" / "smoke.config"
+RUN_RECORDS = Path(__file__).resolve().parents[1] / "docs" / "runs"  # the committed records of laptop runs
 
 
 def config_factory(results, *base):

@@ -8,6 +8,7 @@ from gymnasium.utils.env_checker import check_env
 
 from common.config import parse_config
 from common.errors import UserFacingError
+from conftest import RUN_RECORDS
 from controller import (
     carracing_action,
     controller_features,
@@ -23,6 +24,7 @@ from env import DreamBatch, DreamEnv, make_env
 from rnn.rnn import MDNRNN
 from stages.agent import Agent, episode_seeds, play_dreams, play_episodes
 from stages.evaluation import compare_scores, describe_scores, evaluation_scores, mean_interval
+from stages.evolution import cma_seed, held_out_seeds, training_seeds
 from vae.vae import ConvVAE
 
 rng = np.random.default_rng(0)
@@ -89,7 +91,19 @@ def test_episode_seeds_are_fixed_and_purposes_never_share_one():
     seeds = [set(episode_seeds(0, purpose, generation, 50))
              for purpose, generation in (("train", 0), ("train", 1), ("test", 0), ("evaluate", 0))]
     assert sum(len(group) for group in seeds) == len(set().union(*seeds))
-    assert not set(episode_seeds(0, "train", 3, 50, run=1)) & set(episode_seeds(0, "train", 3, 50))  # controller_seed
+
+
+def test_another_cma_es_run_trains_on_its_own_episodes_and_is_tested_on_the_same(make_config):
+    first, second = make_config(), make_config("--controller_seed", 1)
+    assert held_out_seeds(first) == held_out_seeds(second)
+    assert not set(training_seeds(first, 3)) & set(training_seeds(second, 3))
+    # run 0 keeps the seeds it had before controller_seed existed: the recorded laptop run's evaluation
+    # episodes, and pycma's seed + 1
+    recorded_seeds, _ = evaluation_scores(RUN_RECORDS / "laptop_vaegan" / "best.json")
+    assert list(recorded_seeds) == episode_seeds(0, "evaluate", 0, 100) and cma_seed(first) == 1
+    runs = [cma_seed(make_config("--controller_seed", k)) for k in range(1, 6)]
+    episodes = {seed for purpose in ("train", "test", "evaluate") for seed in episode_seeds(0, purpose, 0, 100)}
+    assert len(set(runs)) == 5 and all(1 <= seed < 2**32 for seed in runs) and not set(runs) & episodes
 
 
 # -- the agent and the dream, with small untrained networks ------------------------------------

@@ -14,6 +14,7 @@ from common.episodes import check_episode
 from common.progress import keras_verbosity, progress_bar
 from conftest import SMOKE_CONFIG
 from controller import load_controller, num_parameters, save_controller
+from stages import report
 from stages.agent import load_agent
 from stages.evaluation import describe_scores, evaluation_scores, write_evaluation
 from stages.evolution import controller_dir
@@ -111,23 +112,32 @@ def test_the_report_says_plainly_whether_cma_es_learnt():
     assert "rose from -48.3" in learnt and "to 10.9 (generation 5 of 15)" in learnt
 
 
-def test_the_report_lists_every_evaluated_cma_es_run_and_their_spread(make_config):
+def test_the_report_lists_every_finished_cma_es_run_and_their_spread(make_config, monkeypatch):
     config = make_config(*TINY, "--z_size", 4, "--rnn_size", 8)
+    unfinished = {"controller_seed2"}  # CMA-ES has not run all its generations there (train_controller's check)
+    monkeypatch.setattr(report, "controller_trained", lambda run: controller_dir(run).name not in unfinished)
     assert runs_cell(config) is None  # no run yet
     seeds, rng = np.arange(2), np.random.default_rng(0)
     means = {}
-    for controller_seed in (0, 1, 3):
-        run_config = make_config(*TINY, "--z_size", 4, "--rnn_size", 8, "--controller_seed", controller_seed)
+    for controller_seed, other in ((0, {}), (1, {}), (3, {}), (2, {}), (2, {"--dream_env": 1}),
+                                   (2, {"--controller_init": "dream"})):
+        run_config = make_config(*TINY, "--z_size", 4, "--rnn_size", 8, "--controller_seed", controller_seed,
+                                 *[item for pair in other.items() for item in pair])
         path = controller_dir(run_config) / "best.json"
         save_controller(path, rng.standard_normal(num_parameters(run_config)), run_config)
-        means[controller_seed] = write_evaluation(run_config, path, seeds, rng.normal(500, 100, 2))["mean"]
+        mean = write_evaluation(run_config, path, seeds, rng.normal(500, 100, 2))["mean"]
+        if controller_seed in (0, 1, 3) and not other:
+            means[controller_seed] = mean
         if controller_seed == 0:
             assert runs_cell(config) is None  # one run: no spread to show
+    assert {path.name for path in controller_dir(config).parent.iterdir()} >= {
+        "controller_seed2", "controller_dream_seed2", "controller_warm_seed2"}  # none of them counts
     (controller_dir(config).parent / "controller_seedling").mkdir()  # not a run's folder
     values = np.array(list(means.values()))
     assert runs_cell(config) == (f"0: {means[0]:.1f}, 1: {means[1]:.1f}, 3: {means[3]:.1f}; "
-                                 f"{values.mean():.1f} ± {values.std(ddof=1):.1f} over 3 runs")
-    save_controller(path, np.zeros(num_parameters(config)), config)  # seed 3's controller changed since
+                                 f"{values.mean():.1f} ± {values.std(ddof=1):.1f} (sample std) over 3 runs")
+    path = controller_dir(make_config(*TINY, "--z_size", 4, "--rnn_size", 8, "--controller_seed", 3)) / "best.json"
+    save_controller(path, np.zeros(num_parameters(config)), config)  # seed 3's controller changed since its scores
     assert runs_cell(config).endswith("over 2 runs")
 
 

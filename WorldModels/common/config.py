@@ -207,9 +207,10 @@ KEYS = {
                         "pipeline.py trains it first). A real run so started has its own folder, "
                         "<vision>/controller_warm/"),
     "controller_seed": (non_negative_int, 0, "another CMA-ES run of the same world model, for the run-to-run "
-                        "spread: it seeds CMA-ES and the training episodes, in its own folder "
-                        "<vision>/controller_seed<k>/ (0: the first run, controller/); held-out tests and "
-                        "evaluate.py keep seed's episodes, so two runs are compared episode by episode"),
+                        "spread: it seeds CMA-ES and the training episodes, in folders of its own "
+                        "(<vision>/controller_seed<k>/, controller_dream_seed<k>/, controller_warm_seed<k>/; 0: "
+                        "the first run's); held-out tests and evaluate.py keep seed's episodes, so runs can "
+                        "be compared episode by episode"),
     "controller_weight_decay": (non_negative_float, 0.01,
                                 "L2 penalty: weight_decay * mean(params^2) is taken from the fitness (the original)"),
     "controller_z": (_choice("sample", "mean"), "sample",

@@ -25,13 +25,15 @@ NOISE_STREAM = 1  # the agent's z samples draw from their own stream of an episo
 EXPLORATION_STREAM = 2  # and so does the exploration noise on its actions
 RECORDED = ("frames", "action", "reward", "done", "speed", "on_road")  # play_episodes(record=True), per step
 PURPOSES = {"train": 0, "test": 1, "evaluate": 2}
+CMA_STREAM = 3  # CMA-ES's own seed (evolution.cma_seed) draws from a stream no episode seed comes from
 
 
-def episode_seeds(base_seed, purpose, generation, count, run=0):
+def episode_seeds(base_seed, purpose, generation, count, controller_seed=0):
     """`count` episode seeds for a purpose: "train" (generation g's episodes), "test" (held-out
     evaluations of the mean) or "evaluate" (evaluate.py): independent streams, so they never meet.
-    run > 0 (controller_seed) gives another CMA-ES run its own stream; run 0 is the first run's."""
-    sequence = np.random.SeedSequence([base_seed, PURPOSES[purpose], generation] + ([run] if run else []))
+    controller_seed k > 0 gives another CMA-ES run's training episodes their own stream."""
+    extra = [controller_seed] if controller_seed else []  # run 0 keeps the streams it had before the key
+    sequence = np.random.SeedSequence([base_seed, PURPOSES[purpose], generation, *extra])
     return [int(seed) for seed in sequence.generate_state(count, np.uint32)]
 
 

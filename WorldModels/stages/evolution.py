@@ -2,7 +2,8 @@
 
 Outputs, under <vision>/controller/ (real), <vision>/controller_dream/ (dream_env=1) or
 <vision>/controller_warm/ (real, started from controller_init's parameters, e.g. the dream's best:
-the dream warm start), so these never resume or overwrite each other:
+the dream warm start), each with _seed<k> for another CMA-ES run (controller_seed=k), so these never
+resume or overwrite each other:
     best.json            the best evaluated mean so far (controller.save_controller), with its score and
                          that of the initial mean; a dream-trained one also holds its real-env score
     log.csv, log.json    per generation: best, mean and worst fitness, sigma, env steps, seconds, and
@@ -39,7 +40,7 @@ from common.parallel import open_workers, run_tasks
 from common.plots import save_figure
 from common.progress import progress_bar
 from controller import load_controller, num_parameters, reduce_scores, save_controller, weight_decay_penalty
-from stages.agent import episode_seeds, load_dream, play_dreams, score_episodes
+from stages.agent import CMA_STREAM, episode_seeds, load_dream, play_dreams, score_episodes
 
 SETTINGS = ("z_size", "rnn_size", "exp_mode", "state_space", "max_frames", "seed", "dream_env", "rnn_temperature",
             "controller_optimizer", "controller_num_episode", "controller_num_test_episode", "controller_eval_steps",
@@ -224,10 +225,24 @@ def _new_state(config, fingerprint):
 
 def cma_seed(config):
     """pycma's seed: seed + 1 for the first run (controller_seed 0, as before the key existed), and one
-    drawn from (seed, controller_seed) for each other run; never 0, which pycma takes as "from the clock"."""
+    drawn from a stream of its own for each other run; in 1 .. 2**32 - 1, as numpy takes no larger
+    seed and pycma takes 0 as "from the clock"."""
     if not config.controller_seed:
         return config.seed + 1
-    return int(np.random.SeedSequence([config.seed, config.controller_seed]).generate_state(1)[0]) + 1
+    sequence = np.random.SeedSequence([config.seed, CMA_STREAM, 0, config.controller_seed])
+    return int(sequence.generate_state(1)[0]) % (2**32 - 1) + 1
+
+
+def training_seeds(config, generation):
+    """The seeds of generation `generation`'s training episodes (controller_num_episode): each CMA-ES
+    run (controller_seed) has its own."""
+    return episode_seeds(config.seed, "train", generation, config.controller_num_episode, config.controller_seed)
+
+
+def held_out_seeds(config):
+    """The seeds of the held-out tests of the mean (controller_num_test_episode): the same for every
+    CMA-ES run of a config, so runs are compared on the same episodes."""
+    return episode_seeds(config.seed, "test", 0, config.controller_num_test_episode)
 
 
 def _run_generation(state, episodes, config, generation):
@@ -235,9 +250,7 @@ def _run_generation(state, episodes, config, generation):
     may make it state["best"]. Returns the generation's log row."""
     started, es = time.monotonic(), state["es"]
     solutions = np.array(es.ask())
-    scores, steps = episodes.scores(solutions, episode_seeds(config.seed, "train", generation,
-                                                             config.controller_num_episode, config.controller_seed),
-                                    config.controller_stall_steps)
+    scores, steps = episodes.scores(solutions, training_seeds(config, generation), config.controller_stall_steps)
     fitness = reduce_scores(scores, config.controller_batch_mode)
     penalized = fitness + weight_decay_penalty(solutions, config.controller_weight_decay)
     es.tell(list(solutions), list(-penalized))  # pycma minimises
@@ -285,7 +298,7 @@ def _summarize(folder, config, best):
 
 def _test(episodes, parameters, config):
     """(scores (1, controller_num_test_episode), steps) of one controller on the held-out seeds."""
-    return episodes.scores(parameters[None], episode_seeds(config.seed, "test", 0, config.controller_num_test_episode))
+    return episodes.scores(parameters[None], held_out_seeds(config))
 
 
 def _restore(path, fingerprint):

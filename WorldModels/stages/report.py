@@ -13,6 +13,7 @@ missing.
 """
 
 import json
+import re
 
 import numpy as np
 
@@ -33,7 +34,7 @@ from stages.vision import (
     vision_metrics,
     vision_trained,
 )
-from stages.vision_metrics import as_uint8
+from stages.vision_metrics import ACTIVE_VARIANCE, as_uint8
 
 LABELS = {"vae": "VAE", "vaegan": "VAE/GAN"}
 FIGURE_FRAMES = 8
@@ -102,9 +103,9 @@ def _column(config, model, frames, probe):
             f"{metrics['diversity']:.3f} / {metrics['prior_diversity']:.3f}"),
         "spread of the latent means (1.0 = as wide as the prior)": (
             f"{metrics['latent_spread']:.3f}" if "latent_spread" in metrics else MISSING),
-        "latent dimensions in use (Var(mu) > 0.01) of z_size; KL per frame (nats)": (
+        f"latent dimensions in use (Var(mu) > {ACTIVE_VARIANCE}) of z_size; KL per frame (nats)": (
             f"{metrics['active_dimensions']} of {config.z_size}; {metrics['kl_nats']:.1f}"),
-        "signal-to-noise of the sampled z that M and C see (std of mu / rms sigma, per dimension)": (
+        "signal-to-noise of sampled z, which M sees (std of mu / rms sigma, per dimension)": (
             f"{metrics['signal_to_noise']:.2f}"),
         "z -> speed: linear probe R² (held-out frames)": (f"{metrics['speed_r2']:.3f}" if "speed_r2" in metrics
                                                           else "no speed in the episodes"),
@@ -132,10 +133,11 @@ def _column(config, model, frames, probe):
     }
     dream = dream_cell(config)
     if dream is not None:  # a row only where a dream run exists
-        cells["dream-trained controller (controller_dream/), scored in the real environment"] = dream
+        cells[f"dream-trained controller ({controller_dir(dream_config(config)).name}/), scored in the real "
+              "environment"] = dream
     runs = runs_cell(config)
     if runs is not None:  # a row only where several CMA-ES runs of this world model were evaluated
-        cells["every evaluated CMA-ES run (controller_seed k: score); the spread of their means"] = runs
+        cells["every finished, evaluated CMA-ES run (controller_seed k: mean score); their mean ± std"] = runs
     curve = (log, (best["initial_score"], best["initial_score_std"])) if log and best else None
     scores = evaluation_scores(folder / "best.json") if evaluation else None
     return {"cells": cells, "curve": curve, "folder": vision_dir(config).name, "scores": scores,
@@ -160,20 +162,24 @@ def dream_cell(config):
 
 
 def runs_cell(config):
-    """The evaluate_episodes scores of every CMA-ES run of this world model (controller/ and the
-    controller_seed<k>/ beside it) and the mean ± std of their means; None with fewer than two."""
+    """The evaluate_episodes mean score of every finished CMA-ES run of this world model and config
+    (controller/ and the controller_seed<k>/ beside it), and the mean and sample std of those means;
+    None with fewer than two."""
     first = controller_dir(with_values(config, controller_seed=0))
+    pattern = re.compile(re.escape(first.name) + r"(?:_seed([1-9][0-9]*))?")
     means = {}
-    for folder in [first, *first.parent.glob(f"{first.name}_seed*")]:
-        seed = folder.name.removeprefix(f"{first.name}_seed") if folder != first else "0"
-        evaluation = controller_evaluated(config, folder / "best.json", config.evaluate_episodes)
-        if seed.isdigit() and evaluation:
-            means[int(seed)] = evaluation["mean"]
+    for folder in sorted(first.parent.glob(f"{first.name}*")):
+        match = pattern.fullmatch(folder.name)
+        run = with_values(config, controller_seed=int(match.group(1) or 0)) if match else None
+        evaluation = run and controller_trained(run) and controller_evaluated(run, folder / "best.json",
+                                                                              config.evaluate_episodes)
+        if evaluation:
+            means[run.controller_seed] = evaluation["mean"]
     if len(means) < 2:
         return None
     values = np.array([means[seed] for seed in sorted(means)])
     listed = ", ".join(f"{seed}: {means[seed]:.1f}" for seed in sorted(means))
-    return f"{listed}; {values.mean():.1f} ± {values.std(ddof=1):.1f} over {len(values)} runs"
+    return f"{listed}; {values.mean():.1f} ± {values.std(ddof=1):.1f} (sample std) over {len(values)} runs"
 
 
 def score_comparison(first, second, first_label, second_label):

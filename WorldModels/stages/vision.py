@@ -119,11 +119,7 @@ def vision_metrics(model, validation_frames, probe):
     prior_z = np.random.default_rng(0).standard_normal((PRIOR_SAMPLES, model.z_size)).astype("float32")
     metrics["prior_diversity"] = diversity_ratio(validation_frames.astype("float32") / 255.0,
                                                  model.decode(prior_z).numpy())
-    # How much of the prior the encoder uses: the spread of mu over the frames, per dimension, averaged
-    # (1: as wide as N(0, I)). Far below 1, prior samples land where the decoder was never trained.
-    mu, logvar = latent_statistics(model, validation_frames)
-    metrics["latent_spread"] = float(np.mean(np.std(mu, axis=0)))
-    metrics.update(latent_usage(mu, logvar))
+    metrics.update(latent_usage(*latent_statistics(model, validation_frames)))
     if isinstance(model, VAEGAN):  # what its discriminator makes of each kind of image
         metrics.update(model.discriminator_scores(validation_frames[:PRIOR_SAMPLES].astype("float32") / 255.0,
                                                   prior_z))

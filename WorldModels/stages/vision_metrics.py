@@ -17,6 +17,7 @@ import tensorflow as tf
 
 # 3x3 Laplacian on the grayscale image
 LAPLACIAN = tf.constant([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])[:, :, None, None]
+ACTIVE_VARIANCE = 0.01  # a latent dimension is in use if its mean varies more than this over frames (Burda et al.)
 
 
 def laplacian_variance(images):
@@ -86,16 +87,19 @@ def latent_means(model, frames, batch_size=256):
     return latent_statistics(model, frames, batch_size)[0]
 
 
-def latent_usage(mu, logvar, active_variance=0.01):
+def latent_usage(mu, logvar):
     """How much of z carries the frame, from the encoder's (mu, logvar) of many frames (n, z_size):
-    active_dimensions, those whose mean varies over the frames (Var(mu) > active_variance, Burda et al.
-    2016's "active units"); kl_nats, KL(q(z|x) || N(0, I)) per frame, summed over z (the code's size);
-    and signal_to_noise, per dimension the std of mu over the frames over the rms of sigma, averaged:
-    what M and C see, as they see sampled z (far below 1: the samples are mostly noise)."""
+    latent_spread, the std of mu over the frames, averaged over z (1: as wide as N(0, I); far below,
+    prior samples land where the decoder was never trained); active_dimensions, those whose mean
+    varies over the frames (Var(mu) > ACTIVE_VARIANCE, Burda et al. 2016's "active units"); kl_nats,
+    KL(q(z|x) || N(0, I)) per frame, summed over z (the code's size); and signal_to_noise, per
+    dimension the std of mu over the frames over the rms of sigma, averaged: what M sees (and the
+    controller, with controller_z=sample), as they see sampled z (far below 1: mostly noise)."""
     mu, logvar = np.asarray(mu, np.float64), np.asarray(logvar, np.float64)
     kl = -0.5 * np.sum(1.0 + logvar - np.square(mu) - np.exp(logvar), axis=1)
     noise = np.sqrt(np.mean(np.exp(logvar), axis=0))
-    return {"active_dimensions": int(np.sum(np.var(mu, axis=0) > active_variance)), "kl_nats": float(kl.mean()),
+    return {"latent_spread": float(np.mean(np.std(mu, axis=0))),
+            "active_dimensions": int(np.sum(np.var(mu, axis=0) > ACTIVE_VARIANCE)), "kl_nats": float(kl.mean()),
             "signal_to_noise": float(np.mean(np.std(mu, axis=0) / noise))}
 
 

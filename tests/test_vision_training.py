@@ -63,7 +63,7 @@ def test_vae_training_writes_model_log_figures_and_metrics(tiny):
     assert (folder / "figures" / "reconstructions_epoch_001.png").stat().st_size > 1000
     assert json.loads((folder / "vision_metrics.json").read_text()) == metrics
     assert set(metrics) == {"vision", "mse", "ssim", "sharpness", "diversity", "prior_diversity", "latent_spread",
-                            "active_dimensions", "kl_nats", "signal_to_noise", "frames", "speed_r2",
+                            "informative_dimensions", "signal_to_noise", "kl_nats", "frames", "speed_r2",
                             "on_road_accuracy", "on_road_majority"} and metrics["frames"] == 16
     frames = held_out_frames(config)[2]  # the latent spread: std of mu over the held-out frames, per dimension
     mu = load_vision_model(model_path(config, "vae")).encode(frames.astype(np.float32) / 255.0)[0].numpy()

@@ -34,7 +34,7 @@ from stages.vision import (
     vision_metrics,
     vision_trained,
 )
-from stages.vision_metrics import ACTIVE_VARIANCE, as_uint8
+from stages.vision_metrics import as_uint8
 
 LABELS = {"vae": "VAE", "vaegan": "VAE/GAN"}
 FIGURE_FRAMES = 8
@@ -103,10 +103,10 @@ def _column(config, model, frames, probe):
             f"{metrics['diversity']:.3f} / {metrics['prior_diversity']:.3f}"),
         "spread of the latent means (1.0 = as wide as the prior)": (
             f"{metrics['latent_spread']:.3f}" if "latent_spread" in metrics else MISSING),
-        f"latent dimensions in use (Var(mu) > {ACTIVE_VARIANCE}) of z_size; KL per frame (nats)": (
-            f"{metrics['active_dimensions']} of {config.z_size}; {metrics['kl_nats']:.1f}"),
-        "signal-to-noise of sampled z, which M sees (std of mu / rms sigma, per dimension)": (
-            f"{metrics['signal_to_noise']:.2f}"),
+        "latent dimensions where a sample of z is more signal than noise (std of mu > rms sigma), of z_size; "
+        "median signal-to-noise": (f"{metrics['informative_dimensions']} of {config.z_size}; "
+                                   f"{metrics['signal_to_noise']:.2f}"),
+        "KL per frame (nats)": f"{metrics['kl_nats']:.1f}",
         "z -> speed: linear probe R² (held-out frames)": (f"{metrics['speed_r2']:.3f}" if "speed_r2" in metrics
                                                           else "no speed in the episodes"),
         "z -> on the road: probe accuracy (always the majority)": (

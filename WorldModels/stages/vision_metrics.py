@@ -17,7 +17,6 @@ import tensorflow as tf
 
 # 3x3 Laplacian on the grayscale image
 LAPLACIAN = tf.constant([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])[:, :, None, None]
-ACTIVE_VARIANCE = 0.01  # a latent dimension is in use if its mean varies more than this over frames (Burda et al.)
 
 
 def laplacian_variance(images):
@@ -88,19 +87,18 @@ def latent_means(model, frames, batch_size=256):
 
 
 def latent_usage(mu, logvar):
-    """How much of z carries the frame, from the encoder's (mu, logvar) of many frames (n, z_size):
-    latent_spread, the std of mu over the frames, averaged over z (1: as wide as N(0, I); far below,
-    prior samples land where the decoder was never trained); active_dimensions, those whose mean
-    varies over the frames (Var(mu) > ACTIVE_VARIANCE, Burda et al. 2016's "active units"); kl_nats,
-    KL(q(z|x) || N(0, I)) per frame, summed over z (the code's size); and signal_to_noise, per
-    dimension the std of mu over the frames over the rms of sigma, averaged: what M sees (and the
-    controller, with controller_z=sample), as they see sampled z (far below 1: mostly noise)."""
+    """How much of z carries the frame, from the encoder's (mu, logvar) of many frames (n, z_size).
+    Per dimension, the signal-to-noise of a sampled z is the std of mu over the frames over the rms
+    of sigma: M sees sampled z (and so does the controller, with controller_z=sample), so a dimension
+    whose ratio is below 1 hands them mostly noise. Returns latent_spread, the std of mu averaged over
+    z (1: as wide as N(0, I); far below, prior samples land where the decoder was never trained);
+    informative_dimensions, those whose ratio is above 1; signal_to_noise, the median ratio; and
+    kl_nats, KL(q(z|x) || N(0, I)) per frame, summed over z (the code's size)."""
     mu, logvar = np.asarray(mu, np.float64), np.asarray(logvar, np.float64)
     kl = -0.5 * np.sum(1.0 + logvar - np.square(mu) - np.exp(logvar), axis=1)
-    noise = np.sqrt(np.mean(np.exp(logvar), axis=0))
-    return {"latent_spread": float(np.mean(np.std(mu, axis=0))),
-            "active_dimensions": int(np.sum(np.var(mu, axis=0) > ACTIVE_VARIANCE)), "kl_nats": float(kl.mean()),
-            "signal_to_noise": float(np.mean(np.std(mu, axis=0) / noise))}
+    ratio = np.std(mu, axis=0) / np.sqrt(np.mean(np.exp(logvar), axis=0))
+    return {"latent_spread": float(np.mean(np.std(mu, axis=0))), "informative_dimensions": int(np.sum(ratio > 1.0)),
+            "signal_to_noise": float(np.median(ratio)), "kl_nats": float(kl.mean())}
 
 
 def linear_probe(train_features, train_targets, test_features, ridge=1.0):

@@ -101,8 +101,7 @@ def _column(config, model, frames, probe):
         "sharpness (1.0 = as sharp as the frames)": f"{metrics['sharpness']:.3f}",
         "diversity of reconstructions / of prior samples (1.0 = as varied as the frames; ~0: collapsed)": (
             f"{metrics['diversity']:.3f} / {metrics['prior_diversity']:.3f}"),
-        "spread of the latent means (1.0 = as wide as the prior)": (
-            f"{metrics['latent_spread']:.3f}" if "latent_spread" in metrics else MISSING),
+        "spread of the latent means (1.0 = as wide as the prior)": f"{metrics['latent_spread']:.3f}",
         "latent dimensions where a sample of z is more signal than noise (std of mu > rms sigma), of z_size; "
         "median signal-to-noise": (f"{metrics['informative_dimensions']} of {config.z_size}; "
                                    f"{metrics['signal_to_noise']:.2f}"),

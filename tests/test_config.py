@@ -44,12 +44,14 @@ def test_every_key_is_set_in_every_config():
 
 def test_the_laptop_config_is_the_papers_agent_on_full_episodes_in_fewer_amounts():
     paper, laptop = (read_config_file(CONFIGS / name) for name in ("carracing.config", "laptop.config"))
-    for key in ("z_size", "rnn_size", "rnn_num_mixture", "exp_mode", "max_frames", "vae_kl_tolerance",
+    for key in ("z_size", "rnn_size", "rnn_num_mixture", "exp_mode", "max_frames", "vaegan_kl_tolerance",
                 "vae_learning_rate", "rnn_learning_rate", "vaegan_gamma", "vaegan_discriminator", "vaegan_decoder",
                 "extract_policy", "controller_optimizer", "controller_sigma_init"):
         assert laptop[key] == paper[key], key
     assert laptop["max_frames"] == laptop["rnn_max_seq_len"] == 1000 and laptop["evaluate_episodes"] == 100
     assert laptop["controller_stall_steps"] == 0  # training episodes are full ones
+    # the one model setting changed, by measurement: the VAE's KL floor is 64 nats, not the paper's 16
+    assert (float(laptop["vae_kl_tolerance"]), float(paper["vae_kl_tolerance"])) == (2.0, 0.5)
 
 
 def test_command_line_overrides_the_file_and_values_are_typed():
@@ -154,6 +156,16 @@ def test_a_key_missing_from_an_older_saved_config_has_its_legacy_value(tmp_path)
     new = parse_config(["-c", str(CONFIGS / "smoke.config"), "--vaegan_gamma", "10"])  # the authors' networks
     with pytest.raises(ConfigError, match="vaegan_discriminator='strided' there, 'larsen' now"):
         check_same_settings(saved, new, keys)
+
+
+def test_a_vaegan_saved_before_its_own_kl_floor_key_was_floored_by_the_vaes(tmp_path):
+    """Before vaegan_kl_tolerance existed, vae_kl_tolerance floored both models: a saved VAE/GAN folder has that."""
+    saved = tmp_path / "vaegan_train.config"
+    saved.write_text("vae_kl_tolerance=2.0\n")
+    check_same_settings(saved, parse_config(["-c", str(CONFIGS / "smoke.config"), "--vaegan_kl_tolerance", "2"]),
+                        ["vaegan_kl_tolerance"])
+    with pytest.raises(ConfigError, match="vaegan_kl_tolerance=2.0 there, 0.5 now"):
+        check_same_settings(saved, parse_config(["-c", str(CONFIGS / "smoke.config")]), ["vaegan_kl_tolerance"])
 
 
 def test_the_paper_configs_vaegan_is_the_authors():

@@ -138,6 +138,17 @@ def test_changed_model_settings_are_refused(tiny):
         train_vision(tiny("--z_size", 16), "vae")
 
 
+def test_each_vision_model_has_its_own_kl_floor(tiny):
+    """vae_kl_tolerance floors the VAE's KL and vaegan_kl_tolerance the VAE/GAN's: one changes without the other."""
+    config = tiny("--vae_kl_tolerance", "2.0", "--vaegan_kl_tolerance", "0.25")
+    assert build_vision_model(config, "vae").kl_tolerance == 2.0
+    assert build_vision_model(config, "vaegan").kl_tolerance == 0.25
+    train_vision(tiny("--vaegan_kl_tolerance", "0.25"), "vaegan")
+    train_vision(tiny("--vaegan_kl_tolerance", "0.25", "--vae_kl_tolerance", "2.0"), "vaegan")  # not its key
+    with pytest.raises(ConfigError, match="vaegan_kl_tolerance=0.25 there, 0.5 now"):
+        train_vision(tiny(), "vaegan")
+
+
 def test_evaluate_vision_script_prints_a_table(tiny):
     config = tiny()
     train_vision(config, "vae")

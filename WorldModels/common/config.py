@@ -140,13 +140,15 @@ KEYS = {
     "z_size": (positive_int, 32, "size of the latent vector z"),
     "vae_batch_size": (positive_int, 100, "frames per training batch"),
     "vae_learning_rate": (positive_float, 0.0001, "Adam learning rate"),
-    "vae_kl_tolerance": (non_negative_float, 0.5, "KL is floored at kl_tolerance * z_size"),
+    "vae_kl_tolerance": (non_negative_float, 0.5, "the VAE's KL is floored at vae_kl_tolerance * z_size (free "
+                         "bits: nats the encoder spends at no cost)"),
     "vae_num_epoch": (positive_int, 10, "training epochs (of both vision models)"),
     "holdout_fraction": (_number(0.0, 0.5, low_inclusive=False), 0.05,
                          "fraction of episodes held out from training V and M (at least one)"),
     "validation_frames": (positive_int, 2000, "held-out frames for validation losses, figures and vision metrics"),
     "checkpoint_seconds": (positive_float, 600.0, "save a resumable checkpoint at least this often within an epoch"),
-    # VAE/GAN (batch size, epochs, z_size and KL floor are the vae_* keys, so both train alike)
+    # VAE/GAN (batch size, epochs and z_size are the vae_* keys, so both train alike)
+    "vaegan_kl_tolerance": (non_negative_float, 0.5, "the VAE/GAN's KL is floored at vaegan_kl_tolerance * z_size"),
     "vaegan_learning_rate": (positive_float, 0.0003, "RMSProp learning rate of each network (the paper's)"),
     "vaegan_gamma": (non_negative_float, 1e-5, "weight of L_llike in the decoder's loss, against the GAN loss "
                      "(the authors' CelebA value)"),
@@ -243,7 +245,7 @@ class _Parser(argparse.ArgumentParser):
 # The headings of docs/configuration.md: (title, first key of the section), in KEYS' order.
 KEY_SECTIONS = (("Experiment and layout", "exp_name"), ("Rollouts (extract.py)", "num_episodes"),
                 ("Workers (extract.py, train.py, evaluate.py)", "num_workers"), ("Vision (V)", "z_size"),
-                ("VAE/GAN (batch size, epochs, z_size and KL floor are the vae_* keys)", "vaegan_learning_rate"),
+                ("VAE/GAN (batch size, epochs and z_size are the vae_* keys)", "vaegan_kl_tolerance"),
                 ("Memory (M)", "rnn_num_steps"), ("Controller (C)", "dream_env"))
 CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
 REFERENCE_CONFIGS = ("laptop", "smoke")
@@ -385,6 +387,8 @@ def check_same_settings(saved_path, config, keys):
     Used before adding to existing outputs, so that one folder never mixes two settings.
     """
     saved = {**LEGACY_VALUES, **read_config_file(saved_path)}
+    if "vae_kl_tolerance" in saved:  # before vaegan_kl_tolerance, the VAE/GAN was floored by vae_kl_tolerance
+        saved.setdefault("vaegan_kl_tolerance", saved["vae_kl_tolerance"])
     changed = [f"{key}={saved[key]!r} there, {getattr(config, key)!r} now"
                for key in keys if key in saved and saved[key] != getattr(config, key)]
     if changed:

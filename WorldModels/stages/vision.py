@@ -44,7 +44,7 @@ FIGURE_FRAMES = 8
 # Settings a trained model depends on: a rerun with other values is refused rather than resumed.
 SETTINGS = {
     "vae": ("z_size", "vae_kl_tolerance", "vae_batch_size", "vae_learning_rate", "holdout_fraction", "seed"),
-    "vaegan": ("z_size", "vae_kl_tolerance", "vae_batch_size", "holdout_fraction", "seed", "vaegan_learning_rate",
+    "vaegan": ("z_size", "vaegan_kl_tolerance", "vae_batch_size", "holdout_fraction", "seed", "vaegan_learning_rate",
                "vaegan_gamma", "vaegan_pixel_weight", "vaegan_equilibrium", "vaegan_margin", "vaegan_feature_layer",
                "vaegan_discriminator", "vaegan_discriminator_width", "vaegan_generator_loss", "vaegan_real_label",
                "vaegan_decoder", "vaegan_decoder_width"),
@@ -62,7 +62,7 @@ def build_vision_model(config, vision):
         model.build()
         model.compile(optimizer=keras.optimizers.Adam(config.vae_learning_rate))
     else:
-        model = VAEGAN(config.z_size, config.vae_kl_tolerance, gamma=config.vaegan_gamma,
+        model = VAEGAN(config.z_size, config.vaegan_kl_tolerance, gamma=config.vaegan_gamma,
                        pixel_weight=config.vaegan_pixel_weight, equilibrium=config.vaegan_equilibrium,
                        margin=config.vaegan_margin, feature_layer=config.vaegan_feature_layer,
                        discriminator=config.vaegan_discriminator, discriminator_width=config.vaegan_discriminator_width,

@@ -45,7 +45,7 @@ def evaluations(folder):
 def figure(runs):
     from matplotlib.figure import Figure
 
-    plot = Figure(figsize=(7, 4), layout="constrained")
+    plot = Figure(figsize=(7, 4.8), layout="constrained")
     axis = plot.subplots()
     generations = sorted(TF2_PORT)
     axis.plot([g * TF2_PORT_STEPS_PER_GENERATION for g in generations], [TF2_PORT[g] for g in generations], "k--o",
@@ -56,7 +56,7 @@ def figure(runs):
     axis.set_xscale("symlog", linthresh=1e5)
     axis.set_xlabel("real environment steps (controller training and its held-out tests)")
     axis.set_ylabel("held-out score of the CMA-ES mean")
-    axis.legend(fontsize=8)
+    plot.legend(fontsize=8, loc="outside lower center", ncols=2)  # below the axes: no curve is hidden
     return plot
 
 

@@ -230,6 +230,8 @@ LEGACY_VALUES = {"controller_stall_steps": 0, "controller_init": "", "controller
                  "vaegan_discriminator": "strided", "vaegan_discriminator_width": 1.0,
                  "vaegan_generator_loss": "minimax", "vaegan_real_label": 1.0, "vaegan_decoder": "world_models",
                  "vaegan_decoder_width": 1.0}
+# A key split off another: a saved config from before the split holds the value of the key it came from.
+LEGACY_SOURCES = {"vaegan_kl_tolerance": "vae_kl_tolerance"}
 
 
 class ConfigError(UserFacingError):
@@ -386,9 +388,9 @@ def check_same_settings(saved_path, config, keys):
 
     Used before adding to existing outputs, so that one folder never mixes two settings.
     """
-    saved = {**LEGACY_VALUES, **read_config_file(saved_path)}
-    if "vae_kl_tolerance" in saved:  # before vaegan_kl_tolerance, the VAE/GAN was floored by vae_kl_tolerance
-        saved.setdefault("vaegan_kl_tolerance", saved["vae_kl_tolerance"])
+    written = read_config_file(saved_path)
+    saved = {**LEGACY_VALUES, **{key: written[source] for key, source in LEGACY_SOURCES.items() if source in written},
+             **written}
     changed = [f"{key}={saved[key]!r} there, {getattr(config, key)!r} now"
                for key in keys if key in saved and saved[key] != getattr(config, key)]
     if changed:

@@ -1,17 +1,23 @@
-"""Is the paper's VAE/GAN stable on CarRacing frames? Variants of its settings, trained side by side.
+"""Does the VAE/GAN work as a generative model on CarRacing? Variants of its settings, trained side by side.
 
-    python bench/vaegan_stability.py [--epochs 8] [--width 0.25] [--variants paper vae_decoder ...]
+    python bench/vaegan_stability.py [--episodes 24] [--epochs 2] [--variants two_pass ...]
 
-Trains the VAE/GAN with the authors' discriminator and, unless a variant says otherwise, their
-decoder (both at --width of their size; 1.0 is a GPU's job) on the rollouts of
-bench/exploration_quality.py's `original` policy (run that first; 24 episodes of 300 steps), once
-per variant, each in its own folder under
-results/bench/vaegan_stability/, and prints held-out MSE, SSIM, sharpness and the two collapse
-measures of vision_metrics: the diversity of the reconstructions (pixel variance across them over
-the frames' own; a collapsed decoder draws one picture, ~0) and of decoded prior samples; and the
-latent spread (std of the encoder's mean over the frames, per dimension: 1 is the prior's width).
-The VAE, trained on the same frames for the same epochs, is the first row. A rerun reuses finished
-variants (and re-evaluates them).
+Trains the laptop config's VAE/GAN (the authors' discriminator and decoder at a quarter of their
+width, batch 32) on the first --episodes episodes of the laptop config's rollouts (run
+`extract.py -c WorldModels/configs/laptop.config` first), once per variant, each in its own folder
+under results/bench/vaegan_stability/, with the laptop VAE at both KL floors as reference rows. For
+each it prints the held-out measures of evaluate_vision (MSE, SSIM, sharpness, diversity of
+reconstructions and prior samples) and the realism measures, judged against the held-out frames by
+judges no model trained: the Frechet distance in a fixed random network's features and the accuracy
+of a fresh two-sample classifier (0.5: cannot tell), for reconstructions, prior samples and a second
+set of real frames (the floor); and the balance in the last epoch (share of steps in which the
+discriminator and the decoder were updated, the discriminator's mean score of prior samples).
+The rows are written to --record (JSON) as well; `--from_record FILE` prints a record's table
+without training. A rerun reuses finished variants (and re-evaluates them).
+
+Scale: --episodes 24 and --epochs 2 train on ~18,000 frames for ~1,120 steps of 32, a sixth of the
+laptop config's 7,400 steps on ~79,000 frames; docs/results.md compares the chosen variant's
+measures here with its laptop-scale run.
 """
 
 import sys
@@ -23,68 +29,127 @@ import common.tensorflow_settings  # noqa: F401  (first: TensorFlow reads its se
 
 # isort: split
 import argparse
+import csv
+import json
 import time
 
-from common.config import parse_config
+from common.config import for_vision, parse_config, vision_dir
+from common.episodes import list_episodes
+from common.files import write_json_atomic
 from stages.vision import evaluate_vision, train_vision
 from timing import machine_description
 
 ROOT = Path(__file__).resolve().parents[1]
-PAPER_CONFIG = ROOT / "WorldModels" / "configs" / "carracing.config"
-ROLLOUTS = ROOT / "results" / "bench" / "exploration" / "explore_original" / "CarRacing-v3" / "record"
-REFERENCE = "vae"  # the VAE, trained on the same frames for the same epochs
-# name: config overrides on top of the paper's VAE/GAN settings (configs/carracing.config)
-VAE_DECODER = ["--vaegan_decoder", "world_models"]  # the VAE's decoder, no batch normalisation
+LAPTOP_CONFIG = ROOT / "WorldModels" / "configs" / "laptop.config"
+ROLLOUTS = ROOT / "results" / "laptop" / "CarRacing-v3" / "record"
+# name: (vision, config overrides on top of the laptop config)
+NON_SATURATING = ["--vaegan_generator_loss", "non_saturating"]
 VARIANTS = {
-    "paper": [],
-    "paper_non_saturating": ["--vaegan_generator_loss", "non_saturating"],
-    "vae_decoder": VAE_DECODER,
-    "vae_decoder_non_saturating": [*VAE_DECODER, "--vaegan_generator_loss", "non_saturating"],
-    "vae_decoder_gamma_1e-3": [*VAE_DECODER, "--vaegan_gamma", "0.001"],
-    "vae_decoder_gamma_1e-3_non_saturating": [*VAE_DECODER, "--vaegan_gamma", "0.001", "--vaegan_generator_loss",
-                                              "non_saturating"],
-    "vae_decoder_gamma_1e-3_smoothing": [*VAE_DECODER, "--vaegan_gamma", "0.001", "--vaegan_real_label", "0.9"],
-    "vae_decoder_gamma_1e-2": [*VAE_DECODER, "--vaegan_gamma", "0.01"],
+    "vae_kl0.5": ("vae", ["--vae_kl_tolerance", "0.5"]),
+    "vae_kl4": ("vae", ["--vae_kl_tolerance", "4.0"]),
+    "one_pass": ("vaegan", ["--vaegan_passes", "one"]),  # the laptop VAE/GAN before this bench
+    "two_pass": ("vaegan", []),
+    "two_pass_non_saturating": ("vaegan", NON_SATURATING),
+    "two_pass_kl4": ("vaegan", ["--vaegan_kl_tolerance", "4.0"]),
+    "two_pass_non_saturating_kl4": ("vaegan", [*NON_SATURATING, "--vaegan_kl_tolerance", "4.0"]),
+    "two_pass_gamma_1e-3": ("vaegan", ["--vaegan_gamma", "0.001"]),
+    "two_pass_non_saturating_gamma_1e-3": ("vaegan", [*NON_SATURATING, "--vaegan_gamma", "0.001"]),
+    "two_pass_non_saturating_gamma_1e-3_kl4": ("vaegan", [*NON_SATURATING, "--vaegan_gamma", "0.001",
+                                                          "--vaegan_kl_tolerance", "4.0"]),
+    "two_pass_non_saturating_gamma_1e-2": ("vaegan", [*NON_SATURATING, "--vaegan_gamma", "0.01"]),
+    "two_pass_non_saturating_gamma_1e-2_kl4": ("vaegan", [*NON_SATURATING, "--vaegan_gamma", "0.01",
+                                                          "--vaegan_kl_tolerance", "4.0"]),
+    "two_pass_slow_discriminator": ("vaegan", ["--vaegan_discriminator_learning_rate", "0.0001"]),
+    "two_pass_non_saturating_slow_discriminator": ("vaegan", [*NON_SATURATING,
+                                                              "--vaegan_discriminator_learning_rate", "0.0001"]),
 }
+BALANCE = ("discriminator_updates", "decoder_updates", "prior_score")  # the last epoch's training log
+
+
+def last_epoch_balance(log_path):
+    """The last row's update shares and prior score from a VAE/GAN's training_log.csv ({} if absent)."""
+    if not log_path.exists():
+        return {}
+    rows = list(csv.DictReader(log_path.open()))
+    return {key: float(rows[-1][key]) for key in BALANCE if rows and rows[-1].get(key)}
+
+
+def metrics_row(name, folder):
+    """A table row from a run record's folder: its vision_metrics.json, and the balance from
+    vaegan_training_log.csv if it holds one (docs/runs/)."""
+    folder = Path(folder)
+    return {"variant": name, **json.loads((folder / "vision_metrics.json").read_text()),
+            **last_epoch_balance(folder / "vaegan_training_log.csv")}
+
+
+def run_variant(name, args):
+    """Train (or reuse) one variant and measure it: its row (a dict)."""
+    vision, overrides = VARIANTS[name]
+    experiment = Path(args.results_dir) / name / "CarRacing-v3"
+    record = experiment / "record"
+    record.mkdir(parents=True, exist_ok=True)
+    for info in list_episodes(ROLLOUTS)[:args.episodes]:  # the same first episodes for every variant
+        link = record / info.path.name
+        if not link.exists():
+            link.symlink_to(info.path.resolve())
+    config = parse_config(["-c", str(LAPTOP_CONFIG), "--results_dir", args.results_dir, "--exp_name", name,
+                           "--holdout_fraction", "0.1", "--vae_num_epoch", str(args.epochs), *overrides])
+    started = time.monotonic()
+    train_vision(for_vision(config, vision), vision)
+    metrics = evaluate_vision(config, visions=(vision,))[vision]  # today's measures, for finished runs too
+    balance = last_epoch_balance(vision_dir(for_vision(config, vision), vision) / "training_log.csv")
+    return {"variant": name, "vision": vision, "overrides": overrides, **metrics, **balance,
+            "minutes": (time.monotonic() - started) / 60}
+
+
+def table(rows):
+    """The markdown table of the rows."""
+    lines = ["| variant | MSE | SSIM | sharpness | diversity: reconstructions / prior | Frechet: real / "
+             "reconstructions / prior | two-sample accuracy: real / reconstructions / prior | last epoch: D updated "
+             "/ decoder updated / D(prior) | minutes |", "|---|---:|---:|---:|---|---|---|---|---:|"]
+    for row in rows:
+        balance = (" / ".join(f"{row[key]:.3g}" for key in BALANCE) if "prior_score" in row else "")
+        lines.append(
+            f"| {row['variant']} | {row['mse']:.5f} | {row['ssim']:.3f} | {row['sharpness']:.2f} | "
+            f"{row['diversity']:.2f} / {row['prior_diversity']:.2f} | "
+            + " / ".join(f"{row[f'frechet_{kind}']:.3g}" for kind in ("real", "reconstruction", "prior")) + " | "
+            + " / ".join(f"{row[f'two_sample_{kind}']:.3f}" for kind in ("real", "reconstruction", "prior"))
+            + f" | {balance} | {row['minutes']:.1f} |" if "minutes" in row else f" | {balance} | |")
+    return "\n".join(lines)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--width", type=float, default=0.25,
-                        help="vaegan_discriminator_width and vaegan_decoder_width")
+    parser.add_argument("--episodes", type=int, default=24, help="the first this many laptop rollouts")
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--results_dir", default=str(ROOT / "results" / "bench" / "vaegan_stability"))
+    parser.add_argument("--record", default=str(ROOT / "results" / "bench" / "vaegan_stability" / "record.json"))
+    parser.add_argument("--from_record", help="print this record's table and stop")
+    parser.add_argument("--from_metrics", nargs="+", metavar="NAME=FOLDER",
+                        help="print the table of these runs' vision_metrics.json (and vaegan_training_log.csv, "
+                             "for the balance) and stop")
     args = parser.parse_args()
-    if not ROLLOUTS.exists():
-        sys.exit(f"{ROLLOUTS}: missing; run bench/exploration_quality.py first (its rollouts are reused)")
-    print(machine_description())
-    rows = []
-    for name in [REFERENCE, *args.variants]:  # the VAE first: the reference every variant is read against
-        record = Path(args.results_dir) / name / "CarRacing-v3" / "record"
-        record.parent.mkdir(parents=True, exist_ok=True)
-        if not record.exists():
-            record.symlink_to(ROLLOUTS)
-        config = parse_config(["-c", str(PAPER_CONFIG), "--results_dir", args.results_dir, "--exp_name", name,
-                               "--vae_batch_size", "32", "--validation_frames", "300", "--holdout_fraction", "0.1",
-                               "--vae_num_epoch", str(args.epochs), "--vaegan_discriminator_width", str(args.width),
-                               "--vaegan_decoder_width", str(args.width), *VARIANTS.get(name, [])])
-        started = time.monotonic()
-        vision = "vae" if name == REFERENCE else "vaegan"
-        train_vision(config, vision)
-        metrics = evaluate_vision(config, visions=(vision,))[vision]  # today's measures, for finished runs too
-        rows.append((name, metrics, (time.monotonic() - started) / 60))
-    print(f"\nVAE/GAN, the authors' discriminator at width {args.width}, {args.epochs} epochs, batch 32, "
-          "on the original policy's 7,200 frames (held-out frames: 300)")
-    print("| variant | MSE | SSIM | sharpness | reconstruction diversity | prior diversity | latent spread | "
-          "Dis(real / reconstruction / prior sample) | minutes |")
-    print("|---|---:|---:|---:|---:|---:|---:|---|---:|")  # the first row is the VAE's
-    for name, metrics, minutes in rows:
-        scores = (" / ".join(f"{metrics[f'discriminator_{kind}']:.3f}" for kind in ("real", "reconstruction", "prior"))
-                  if "discriminator_real" in metrics else "")
-        print(f"| {name} | {metrics['mse']:.5f} | {metrics['ssim']:.3f} | {metrics['sharpness']:.2f} | "
-              f"{metrics['diversity']:.3f} | {metrics['prior_diversity']:.3f} | {metrics['latent_spread']:.3f} | "
-              f"{scores} | {minutes:.1f} |")
+    if args.from_record:
+        print(table(json.loads(Path(args.from_record).read_text())["rows"]))
+        return
+    if args.from_metrics:
+        print(table([metrics_row(*item.split("=", 1)) for item in args.from_metrics]))
+        return
+    if len(list_episodes(ROLLOUTS)) < args.episodes:
+        sys.exit(f"{ROLLOUTS}: fewer than {args.episodes} episodes; run "
+                 "python WorldModels/extract.py -c WorldModels/configs/laptop.config first")
+    machine = machine_description()
+    print(machine)
+    record = Path(args.record)
+    rows = json.loads(record.read_text())["rows"] if record.exists() else []
+    for name in args.variants:
+        rows = [row for row in rows if row["variant"] != name] + [run_variant(name, args)]
+        write_json_atomic(record, {"machine": machine, "episodes": args.episodes, "epochs": args.epochs,
+                                   "rows": rows})
+        print(table(rows), flush=True)
+    print(f"\nthe laptop config's vision models on its first {args.episodes} rollouts, {args.epochs} epochs; "
+          f"{machine}\n{table(rows)}\nrecord: {record}")
 
 
 if __name__ == "__main__":

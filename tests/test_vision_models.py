@@ -13,9 +13,12 @@ from stages.vision import load_vision_model
 from stages.vision_metrics import (
     SharpnessRatio,
     evaluate_reconstructions,
+    feature_network,
+    frechet_distance,
     laplacian_variance,
     latent_usage,
     sharpness_ratio,
+    two_sample_accuracy,
 )
 from vae.layers import rename_legacy_decoder_layers
 from vae.vae import ConvVAE, build_decoder, build_encoder, floored_kl, kl_divergence, sample_latent, squared_error
@@ -157,7 +160,8 @@ def assert_gradients_close(actual, expected):
 
 @pytest.mark.parametrize("settings", [{}, {"generator_loss": "non_saturating"}, {"real_label": 0.9},
                                       {"discriminator": "strided", "feature_layer": 3},
-                                      {"decoder": "world_models"}])
+                                      {"decoder": "world_models"}, {"passes": "one"},
+                                      {"passes": "one", "generator_loss": "non_saturating"}])
 def test_each_network_gets_exactly_the_gradient_of_its_own_loss(settings):
     model, inputs = small_vaegan(**settings), routing_inputs()
     losses, gradients = model.losses_and_gradients(*inputs)
@@ -167,6 +171,23 @@ def test_each_network_gets_exactly_the_gradient_of_its_own_loss(settings):
     assert_gradients_close(gradients["discriminator"],
                            naive_gradient(model, "discriminator", model.discriminator, inputs))
     assert all(float(tf.reduce_sum(tf.abs(g))) > 0 for g in gradients["discriminator"][:2])
+
+
+def test_two_passes_keep_prior_samples_out_of_the_feature_loss():
+    """The authors' two passes: L_llike and the encoder's gradient do not depend on the prior samples
+    (the decoder normalises the reconstructions alone); with one pass, the samples share its batch."""
+    frames_, noise, prior_z = routing_inputs()
+    other_prior_z = prior_z * 3.0 + 1.0
+    for passes, depends in (("two", False), ("one", True)):
+        model = small_vaegan(passes=passes)
+        (losses, gradients), (other_losses, other_gradients) = (
+            model.losses_and_gradients(frames_, noise, z) for z in (prior_z, other_prior_z))
+        change = abs(float(losses["llike_loss"]) - float(other_losses["llike_loss"]))
+        moved = change > 1e-4 * float(losses["llike_loss"])
+        assert moved == depends, passes
+        if not depends:
+            assert_gradients_close(other_gradients["encoder"], gradients["encoder"])
+        assert not np.allclose(float(losses["fake_cost"]), float(other_losses["fake_cost"]))
 
 
 def test_the_gan_loss_does_not_reach_the_encoder():
@@ -414,3 +435,42 @@ def test_evaluate_reconstructions_of_a_perfect_model():
 def test_sample_latent_is_the_reparameterisation():
     mu, logvar, noise = np.ones((2, 3)), np.log(np.full((2, 3), 4.0)), np.full((2, 3), 0.5)
     np.testing.assert_allclose(sample_latent(mu, logvar, noise), 1.0 + 2.0 * 0.5)
+
+
+# -- the realism judges -----------------------------------------------------------------------
+
+def test_frechet_distance_against_closed_forms():
+    features = rng.normal(size=(400, 5)) @ rng.normal(size=(5, 5)) + rng.normal(size=5)
+    assert frechet_distance(features, features) == pytest.approx(0.0, abs=1e-6)
+    shift = np.array([1.0, -2.0, 0.5, 0.0, 3.0])
+    assert frechet_distance(features, features + shift) == pytest.approx(float(shift @ shift), rel=1e-6)
+    # scaled by 2: the covariance is 4x, so Tr(C + 4C - 2 * 2C) = Tr(C), plus the mean's distance
+    mean, covariance = features.mean(axis=0), np.cov(features, rowvar=False)
+    expected = float(mean @ mean + np.trace(covariance))
+    assert frechet_distance(features, 2 * features) == pytest.approx(expected, rel=1e-6)
+    # any two sets: Tr((C_a C_b)^(1/2)) = Tr((C_a^(1/2) C_b C_a^(1/2))^(1/2)), a symmetric square root
+    other = rng.normal(size=(300, 5)) * [1.0, 2.0, 0.5, 1.0, 3.0]
+    cov_a, cov_b = covariance, np.cov(other, rowvar=False)
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = vectors @ np.diag(np.sqrt(values)) @ vectors.T
+    middle = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
+    expected = np.sum((mean - other.mean(axis=0)) ** 2) + np.trace(cov_a + cov_b) - 2 * np.sum(np.sqrt(middle))
+    assert frechet_distance(features, other) == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_the_feature_network_is_fixed_by_its_seed():
+    images = frames(5)
+    first, again, other = feature_network(), feature_network(), feature_network(seed=1)
+    assert first(images).shape == (5, 256)
+    np.testing.assert_array_equal(first(images).numpy(), again(images).numpy())
+    assert not np.allclose(first(images).numpy(), other(images).numpy())
+    assert float(np.std(first(images).numpy(), axis=0).mean()) > 0, "features must vary with the image"
+
+
+def test_two_sample_accuracy_is_chance_for_one_distribution_and_high_for_two():
+    real, more_real = frames(120, seed=1), frames(120, seed=2)
+    assert 0.3 <= two_sample_accuracy(real, more_real) <= 0.7
+    blurred = tf.image.resize(tf.image.resize(more_real, (4, 4)), (64, 64)).numpy()  # what a blurry model draws
+    assert two_sample_accuracy(real, blurred) >= 0.9
+    with pytest.raises(ValueError, match="same size"):
+        two_sample_accuracy(real, more_real[:10])

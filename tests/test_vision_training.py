@@ -16,7 +16,7 @@ import pytest
 from common.checkpoints import TrainingCheckpoint, truncate_log
 from common.config import ConfigError, parse_config, vision_dir
 from common.errors import UserFacingError
-from conftest import SMOKE_CONFIG, copied_results, kill_after_epoch
+from conftest import RUN_RECORDS, SMOKE_CONFIG, copied_results, kill_after_epoch
 from stages.rollouts import extract
 from stages.vision import (
     _other_vision_rows,
@@ -53,6 +53,10 @@ def log_rows(config, vision):
         return list(csv.DictReader(handle))
 
 
+REALISM_KEYS = [f"{measure}_{kind}" for measure in ("frechet", "two_sample")
+                for kind in ("real", "reconstruction", "prior")]
+
+
 def test_vae_training_writes_model_log_figures_and_metrics(tiny):
     config = tiny()
     metrics = train_vision(config, "vae")
@@ -64,7 +68,9 @@ def test_vae_training_writes_model_log_figures_and_metrics(tiny):
     assert json.loads((folder / "vision_metrics.json").read_text()) == metrics
     assert set(metrics) == {"vision", "mse", "ssim", "sharpness", "diversity", "prior_diversity", "latent_spread",
                             "informative_dimensions", "signal_to_noise", "kl_nats", "frames", "speed_r2",
-                            "on_road_accuracy", "on_road_majority"} and metrics["frames"] == 16
+                            "on_road_accuracy", "on_road_majority", *REALISM_KEYS} and metrics["frames"] == 16
+    assert all(np.isfinite(metrics[key]) for key in REALISM_KEYS)
+    assert all(0.0 <= metrics[key] <= 1.0 for key in REALISM_KEYS if key.startswith("two_sample"))
     frames = held_out_frames(config)[2]  # the latent spread: std of mu over the held-out frames, per dimension
     mu = load_vision_model(model_path(config, "vae")).encode(frames.astype(np.float32) / 255.0)[0].numpy()
     assert metrics["latent_spread"] == pytest.approx(float(np.mean(np.std(mu, axis=0))), rel=1e-4)
@@ -149,6 +155,9 @@ def test_each_vision_model_has_its_own_kl_floor(tiny):
         train_vision(tiny(), "vaegan")
 
 
+FRECHET_ORDER = ("reconstruction", "prior", "real")
+
+
 def test_evaluate_vision_script_prints_a_table(tiny):
     config = tiny()
     train_vision(config, "vae")
@@ -156,10 +165,16 @@ def test_evaluate_vision_script_prints_a_table(tiny):
                "--results_dir", config.results_dir, *TINY]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    header, row = result.stdout.strip().splitlines()[-2:]
+    lines = result.stdout.strip().splitlines()
+    header, row, _, realism_header, realism_row = lines[-5:]
     assert header.split() == ["vision", "MSE", "SSIM", "sharpness", "diversity", "prior", "div", "frames", "speed",
                               "R2", "on-road", "acc", "(majority)"]
     assert row.split()[0] == "vae" and len(row.split()) == 10  # the probe's three figures: episodes record speed
+    assert realism_header.split() == ["vision", "Frechet:", "reconstructions", "prior", "real", "two-sample", "acc:",
+                                      "reconstructions", "prior", "real"]
+    metrics = json.loads((vision_dir(config, "vae") / "vision_metrics.json").read_text())
+    assert realism_row.split() == ["vae", *(f"{metrics[f'frechet_{kind}']:.3g}" for kind in FRECHET_ORDER),
+                                   *(f"{metrics[f'two_sample_{kind}']:.3f}" for kind in FRECHET_ORDER)]
 
 
 def test_evaluation_without_a_trained_model_says_what_to_run(tiny):
@@ -224,3 +239,14 @@ def test_an_episode_with_nan_actions_is_refused_before_training_writes_anything(
     with pytest.raises(UserFacingError, match=f"{first.name}: action holds NaN"):
         train_vision(config, "vae")
     assert not vision_dir(config, "vae").exists()
+
+
+
+def test_the_published_vaegan_variant_table_is_regenerated_from_its_record():
+    """docs/results.md's VAE/GAN variant table is what bench/vaegan_stability.py prints from its record in
+    docs/runs/ (so a figure there cannot drift from its record)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import vaegan_stability
+
+    record = json.loads((RUN_RECORDS / "vaegan_stability" / "record.json").read_text())
+    assert vaegan_stability.table(record["rows"]) in (ROOT / "docs" / "results.md").read_text()

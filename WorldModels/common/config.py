@@ -171,6 +171,10 @@ KEYS = {
                           "(1: the paper's; 0.9: one-sided label smoothing)"),
     "vaegan_generator_loss": (_choice("minimax", "non_saturating"), "minimax",
                               "decoder's GAN term: minimax -L_GAN (the paper's) or non_saturating -log Dis(fake)"),
+    "vaegan_passes": (_choice("two", "one"), "two", "two: L_llike and L_GAN from separate decoder passes (the "
+                      "authors' code); one: one pass serves both (cheaper; batch statistics mixed with prior samples)"),
+    "vaegan_discriminator_learning_rate": (non_negative_float, 0.0, "the discriminator's own RMSProp learning rate "
+                                           "(0: vaegan_learning_rate, the authors')"),
     # memory (M)
     "rnn_num_steps": (positive_int, 4000, "training steps"),
     "rnn_max_seq_len": (positive_int, 1000, "length of the training sequences"),
@@ -229,7 +233,7 @@ KEYS = {
 LEGACY_VALUES = {"controller_stall_steps": 0, "controller_init": "", "controller_seed": 0,
                  "vaegan_discriminator": "strided", "vaegan_discriminator_width": 1.0,
                  "vaegan_generator_loss": "minimax", "vaegan_real_label": 1.0, "vaegan_decoder": "world_models",
-                 "vaegan_decoder_width": 1.0}
+                 "vaegan_decoder_width": 1.0, "vaegan_passes": "one", "vaegan_discriminator_learning_rate": 0.0}
 # A key split off another: a saved config from before the split holds the value of the key it came from.
 LEGACY_SOURCES = {"vaegan_kl_tolerance": "vae_kl_tolerance"}
 

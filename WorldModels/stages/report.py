@@ -31,6 +31,7 @@ from stages.vision import (
     model_path,
     probe_steps,
     reconstruct,
+    reference_frames,
     vision_metrics,
     vision_trained,
 )
@@ -62,9 +63,10 @@ def write_report(config):
     folder = experiment_dir(config)
     figures = folder / "report"
     training, held_out, frames = held_out_frames(config)
-    probe = probe_steps(config, training, held_out)
+    probe, reference = probe_steps(config, training, held_out), reference_frames(config, training)
     models = {vision: load_vision_model(model_path(config, vision), config.z_size) for vision in visions}
-    columns = {vision: _column(for_vision(config, vision), models[vision], frames, probe) for vision in visions}
+    columns = {vision: _column(for_vision(config, vision), models[vision], frames, probe, reference)
+               for vision in visions}
     save_figure(_reconstructions(models, frames), figures / "reconstructions.png")
     save_figure(_prior_samples(models, config), figures / "prior_samples.png")
     runs = [(LABELS[vision], *columns[vision]["curve"]) for vision in visions if columns[vision]["curve"]]
@@ -80,10 +82,10 @@ def write_report(config):
     return path
 
 
-def _column(config, model, frames, probe):
+def _column(config, model, frames, probe, reference):
     """One vision's cells {row: text}, its CMA-ES curve (log, (initial score, std)) or None, and its GIFs.
     Only outputs that are complete for the current config fill cells; the others show MISSING."""
-    metrics = vision_metrics(model, frames, probe)
+    metrics = vision_metrics(model, frames, probe, reference)
     memory = _read_json(vision_dir(config) / "memory_metrics.json") if memory_trained(config) else None
     predictions = prediction_pixel_errors(config, model)
     folder = controller_dir(config)
@@ -102,6 +104,13 @@ def _column(config, model, frames, probe):
         "diversity of reconstructions / of prior samples (1.0 = as varied as the frames; ~0: collapsed)": (
             f"{metrics['diversity']:.3f} / {metrics['prior_diversity']:.3f}"),
         "spread of the latent means (1.0 = as wide as the prior)": f"{metrics['latent_spread']:.3f}",
+        "Fréchet distance to real frames in a fixed random network's features: reconstructions / prior "
+        "samples (the held-out frames themselves)": (f"{metrics['frechet_reconstruction']:.3g} / "
+                                                 f"{metrics['frechet_prior']:.3g} ({metrics['frechet_real']:.3g})"),
+        "two-sample test, a fresh classifier's held-out accuracy at telling them from real frames (0.5: it "
+        "cannot): reconstructions / prior samples (the held-out frames themselves)": (
+            f"{metrics['two_sample_reconstruction']:.3f} / {metrics['two_sample_prior']:.3f} "
+            f"({metrics['two_sample_real']:.3f})"),
         "latent dimensions where a sample of z is more signal than noise (std of mu > rms sigma), of z_size; "
         "median signal-to-noise": (f"{metrics['informative_dimensions']} of {config.z_size}; "
                                    f"{metrics['signal_to_noise']:.2f}"),

@@ -34,6 +34,7 @@ from stages.vision_metrics import (
     latent_means,
     latent_statistics,
     latent_usage,
+    realism,
 )
 from vae.layers import rename_legacy_decoder_layers
 from vae.vae import ConvVAE
@@ -47,7 +48,8 @@ SETTINGS = {
     "vaegan": ("z_size", "vaegan_kl_tolerance", "vae_batch_size", "holdout_fraction", "seed", "vaegan_learning_rate",
                "vaegan_gamma", "vaegan_pixel_weight", "vaegan_equilibrium", "vaegan_margin", "vaegan_feature_layer",
                "vaegan_discriminator", "vaegan_discriminator_width", "vaegan_generator_loss", "vaegan_real_label",
-               "vaegan_decoder", "vaegan_decoder_width"),
+               "vaegan_decoder", "vaegan_decoder_width", "vaegan_passes",
+               "vaegan_discriminator_learning_rate"),
 }
 
 
@@ -67,9 +69,13 @@ def build_vision_model(config, vision):
                        margin=config.vaegan_margin, feature_layer=config.vaegan_feature_layer,
                        discriminator=config.vaegan_discriminator, discriminator_width=config.vaegan_discriminator_width,
                        generator_loss=config.vaegan_generator_loss, real_label=config.vaegan_real_label,
-                       decoder=config.vaegan_decoder, decoder_width=config.vaegan_decoder_width, seed=config.seed)
+                       decoder=config.vaegan_decoder, decoder_width=config.vaegan_decoder_width,
+                       passes=config.vaegan_passes, seed=config.seed)
         model.build()
-        model.compile(*(keras.optimizers.RMSprop(config.vaegan_learning_rate) for _ in range(3)))
+        discriminator_rate = config.vaegan_discriminator_learning_rate or config.vaegan_learning_rate
+        model.compile(keras.optimizers.RMSprop(config.vaegan_learning_rate),  # encoder, decoder, discriminator
+                      keras.optimizers.RMSprop(config.vaegan_learning_rate),
+                      keras.optimizers.RMSprop(discriminator_rate))
     return model
 
 
@@ -97,6 +103,7 @@ def held_out_frames(config):
 
 PRIOR_SAMPLES = 64  # decoded prior samples whose diversity is measured (a collapsed decoder draws one picture)
 PROBE_EPISODES = 100  # the driving probe is fitted on frames of at most this many training episodes
+REFERENCE_EPISODES = 20  # the realism measures' real frames come from at most this many training episodes
 PROBE_KEYS = ("obs", "speed", "on_road")
 
 
@@ -110,23 +117,51 @@ def probe_steps(config, training, held_out):
             load_steps([info.path for info in held_out], config.validation_frames, PROBE_KEYS))
 
 
-def vision_metrics(model, validation_frames, probe):
-    """evaluate_reconstructions on the held-out frames, the diversity of PRIOR_SAMPLES decoded prior
-    samples (seeded) against the frames', the spread of the latent means, how much of z is used
-    (latent_usage), a VAE/GAN's discriminator
-    scores, and the driving probe when `probe` (probe_steps) is given."""
+def reference_frames(config, training):
+    """As many real frames as the held-out set, spread over up to REFERENCE_EPISODES training episodes:
+    the real frames the realism measures judge every other set against (vision_metrics)."""
+    chosen = training[::math.ceil(len(training) / REFERENCE_EPISODES)]
+    return load_frames([info.path for info in chosen], config.validation_frames)
+
+
+def prior_latents(count, z_size, seed=0):
+    """`count` prior latents z ~ N(0, I) drawn from `seed` (the first k of any count are the same)."""
+    return np.random.default_rng(seed).standard_normal((count, z_size)).astype("float32")
+
+
+def decoded_prior_samples(model, count, seed=0, batch_size=250):
+    """`count` decoded prior samples Dec(z) of prior_latents: float (count, 64, 64, 3)."""
+    prior_z = prior_latents(count, model.z_size, seed)
+    return np.concatenate([model.decode(prior_z[start:start + batch_size]).numpy()
+                           for start in range(0, count, batch_size)])
+
+
+def vision_metrics(model, validation_frames, probe, reference):
+    """evaluate_reconstructions on the held-out frames, the diversity of decoded prior samples
+    against the frames', the spread of the latent means, how much of z is used (latent_usage), a
+    VAE/GAN's discriminator scores, the driving probe when `probe` (probe_steps) is given, and how
+    real three sets of images look against `reference` (real frames of training episodes, uint8, as
+    many as the held-out ones; reference_frames) to judges no model trained (stages/vision_metrics.py:
+    realism): the held-out frames themselves (the floor: real frames of other tracks), their
+    reconstructions, and as many decoded prior samples: frechet_<set> and two_sample_<set>, with
+    <set> real, reconstruction and prior. Each set is independent of the reference, so the three
+    are comparable, and the reconstructions differ from the floor only by being reconstructed."""
     metrics = evaluate_reconstructions(model, validation_frames)
-    prior_z = np.random.default_rng(0).standard_normal((PRIOR_SAMPLES, model.z_size)).astype("float32")
-    metrics["prior_diversity"] = diversity_ratio(validation_frames.astype("float32") / 255.0,
-                                                 model.decode(prior_z).numpy())
+    frames = validation_frames.astype("float32") / 255.0
+    samples = decoded_prior_samples(model, len(frames))
+    metrics["prior_diversity"] = diversity_ratio(frames, samples[:PRIOR_SAMPLES])
     metrics.update(latent_usage(*latent_statistics(model, validation_frames)))
     if isinstance(model, VAEGAN):  # what its discriminator makes of each kind of image
-        metrics.update(model.discriminator_scores(validation_frames[:PRIOR_SAMPLES].astype("float32") / 255.0,
-                                                  prior_z))
+        metrics.update(model.discriminator_scores(frames[:PRIOR_SAMPLES], prior_latents(PRIOR_SAMPLES, model.z_size)))
     if probe is not None:
         training, held_out = probe
         metrics.update(driving_probe(latent_means(model, training["obs"]), training,
                                      latent_means(model, held_out["obs"]), held_out))
+    judged = realism(reference.astype("float32") / 255.0, {
+        "real": frames, "reconstruction": reconstruct(model, validation_frames).astype("float32") / 255.0,
+        "prior": samples})
+    for name, (distance, accuracy) in judged.items():
+        metrics[f"frechet_{name}"], metrics[f"two_sample_{name}"] = distance, accuracy
     return metrics
 
 
@@ -224,7 +259,8 @@ def train_vision(config, vision):
         with atomic_path(model_path(config, vision)) as temporary:
             model.save(temporary)
         probe = probe_steps(config, training, held_out)
-        metrics = {"vision": vision, **vision_metrics(model, validation_frames, probe)}
+        metrics = {"vision": vision, **vision_metrics(model, validation_frames, probe,
+                                                      reference_frames(config, training))}
         write_json_atomic(folder / "vision_metrics.json", metrics)
     print(f"{vision}: held-out MSE {metrics['mse']:.5f}, SSIM {metrics['ssim']:.3f}, "
           f"sharpness {metrics['sharpness']:.3f}\nmodel {model_path(config, vision)}; "
@@ -243,12 +279,12 @@ def _other_vision_rows(config, vision, frames):
 def evaluate_vision(config, visions=VISIONS):
     """Metrics of every trained vision model in `visions` on the same held-out frames: {vision: dict}."""
     training, held_out, frames = held_out_frames(config)
-    probe = probe_steps(config, training, held_out)
+    probe, reference = probe_steps(config, training, held_out), reference_frames(config, training)
     results = {}
     for vision in visions:
         if model_path(config, vision).exists():
             model = load_vision_model(model_path(config, vision), config.z_size)
-            results[vision] = {"vision": vision, **vision_metrics(model, frames, probe)}
+            results[vision] = {"vision": vision, **vision_metrics(model, frames, probe, reference)}
             write_json_atomic(vision_dir(config, vision) / "vision_metrics.json", results[vision])
     if not results:
         raise UserFacingError(f"no trained vision model under {vision_dir(config, 'vae').parent}; "

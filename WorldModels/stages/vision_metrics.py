@@ -1,5 +1,6 @@
 """How vision models are judged: reconstruction MSE, SSIM, sharpness and diversity on held-out
-frames, and what the latent code knows about driving.
+frames, what the latent code knows about driving, and how real its images look to judges that no
+model under test trained.
 
 Sharpness is the variance of the Laplacian (an edge detector) of the reconstructions divided by
 that of the real frames: 1.0 is as sharp as the real frames, a blurry reconstruction scores below.
@@ -14,6 +15,7 @@ import common.tensorflow_settings  # noqa: F401  (first: TensorFlow reads its se
 import keras
 import numpy as np
 import tensorflow as tf
+from keras import layers
 
 # 3x3 Laplacian on the grayscale image
 LAPLACIAN = tf.constant([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])[:, :, None, None]
@@ -136,3 +138,107 @@ def driving_probe(train_z, train_state, test_z, test_state):
 def as_uint8(images):
     """float images in [0, 1] -> uint8, for figures and GIFs."""
     return np.clip(np.asarray(images) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+# -- judges of generated images that no model under test trained ------------------------------
+
+def frechet_distance(features_a, features_b):
+    """The Frechet distance between Gaussians fitted to two sets of features (n, d) and (m, d):
+    ||mean_a - mean_b||^2 + Tr(cov_a + cov_b - 2 (cov_a cov_b)^(1/2)) (Heusel et al.'s FID, in
+    another network's features). 0 for identical distributions; a float."""
+    features_a, features_b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
+    mean_a, mean_b = features_a.mean(axis=0), features_b.mean(axis=0)
+    cov_a, cov_b = np.cov(features_a, rowvar=False), np.cov(features_b, rowvar=False)
+    # Tr((cov_a cov_b)^(1/2)) = Tr((root_a cov_b root_a)^(1/2)) with root_a = cov_a^(1/2): symmetric
+    # square roots only, which stay exact where a feature never varies (a singular covariance)
+    root_a = _symmetric_root(cov_a)
+    trace_root = np.sum(np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ cov_b @ root_a), 0.0, None)))
+    return float(np.sum(np.square(mean_a - mean_b)) + np.trace(cov_a) + np.trace(cov_b) - 2.0 * trace_root)
+
+
+def _symmetric_root(matrix):
+    """The symmetric square root of a symmetric positive semi-definite matrix."""
+    values, vectors = np.linalg.eigh(matrix)
+    return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+
+
+FEATURE_SEED = 20161231  # the fixed judge's weights: the same on every machine (numpy, not a framework RNG)
+FEATURE_CHANNELS = (16, 32, 64, 64)
+
+
+def feature_network(seed=FEATURE_SEED):
+    """A fixed, randomly initialised convolutional network: frames (batch, 64, 64, 3) in [0, 1] ->
+    features (batch, 256). Four 4x4 stride-2 convolutions with ReLU (16, 32, 64, 64 channels; He-normal
+    weights drawn by numpy from `seed`), the last 4x4 map average-pooled to 2x2, so the features keep
+    colour, texture and the coarse layout (road ahead, grass at the sides). No model under test trained
+    it, so it cannot be fooled by one, and 256 features are few enough for covariances from 1,000 frames."""
+    rng = np.random.default_rng(seed)
+    frames = keras.Input((64, 64, 3))
+    hidden, weights = layers.Rescaling(2.0, offset=-1.0)(frames), []
+    channels_in = 3
+    for index, channels in enumerate(FEATURE_CHANNELS):
+        hidden = layers.Conv2D(channels, 4, strides=2, padding="same", name=f"conv{index + 1}")(hidden)
+        hidden = layers.ReLU()(hidden)
+        fan_in = 4 * 4 * channels_in
+        weights += [rng.normal(0.0, np.sqrt(2.0 / fan_in), (4, 4, channels_in, channels)).astype("float32"),
+                    np.zeros(channels, "float32")]
+        channels_in = channels
+    features = layers.Flatten()(layers.AveragePooling2D(2)(hidden))
+    network = keras.Model(frames, features, name="fixed_features")
+    network.set_weights(weights)
+    return network
+
+
+def image_features(network, images, batch_size=250):
+    """`network`'s features of float images in [0, 1] (n, 64, 64, 3), in batches: float64 (n, d)."""
+    return np.concatenate([np.asarray(network(np.asarray(images[start:start + batch_size], np.float32),
+                                              training=False), np.float64)
+                           for start in range(0, len(images), batch_size)])
+
+
+def two_sample_classifier(seed):
+    """A fresh small convolutional classifier: frames in [0, 1] -> logit of "real" (batch, 1)."""
+    initializer = keras.initializers.HeNormal(seed=seed)
+    return keras.Sequential([
+        keras.Input((64, 64, 3)), layers.Rescaling(2.0, offset=-1.0),
+        *[layer for channels in (16, 32, 64) for layer in (
+            layers.Conv2D(channels, 4, strides=2, padding="same", kernel_initializer=initializer), layers.ReLU())],
+        layers.GlobalAveragePooling2D(), layers.Dense(1, kernel_initializer=keras.initializers.GlorotUniform(seed)),
+    ], name="two_sample_classifier")
+
+
+def two_sample_accuracy(real, generated, epochs=8, batch_size=64, seed=0):
+    """The classifier two-sample test (Lopez-Paz & Oquab 2017): a fresh classifier learns to tell
+    `real` from `generated` (float images in [0, 1], the same count n) on the first half of each, and
+    is scored on the second half. Returns its held-out accuracy: 0.5 when the two sets cannot be told
+    apart, 1.0 when every image is told. Pairs (a frame and its reconstruction) stay in one half."""
+    real, generated = np.asarray(real, np.float32), np.asarray(generated, np.float32)
+    if len(real) != len(generated) or len(real) < 4:
+        raise ValueError(f"two_sample_accuracy needs two sets of the same size >= 4, got {len(real)} and "
+                         f"{len(generated)}")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(real))
+    train, test = order[:len(real) // 2], order[len(real) // 2:]
+    images = np.concatenate([real[train], generated[train]])
+    labels = np.concatenate([np.ones(len(train)), np.zeros(len(train))]).astype(np.float32)
+    # every epoch in its own order, drawn here, so the test is the same whatever Keras' global seed
+    epoch_orders = np.concatenate([rng.permutation(len(images)) for _ in range(epochs)])
+    classifier = two_sample_classifier(seed)
+    classifier.compile(optimizer=keras.optimizers.Adam(1e-3),
+                       loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    classifier.fit(images[epoch_orders], labels[epoch_orders], batch_size=batch_size, epochs=1, shuffle=False,
+                   verbose=0)
+    real_logits = classifier.predict(real[test], batch_size=250, verbose=0)
+    generated_logits = classifier.predict(generated[test], batch_size=250, verbose=0)
+    return float((np.sum(real_logits > 0) + np.sum(generated_logits <= 0)) / (2 * len(test)))
+
+
+def realism(reference, image_sets, network=None):
+    """How real each set of images looks, judged against the real `reference` frames (float in [0, 1],
+    n of them) by the fixed feature network and a fresh two-sample classifier: {name: (Frechet
+    distance, two-sample accuracy)} for every set in image_sets {name: images (n, 64, 64, 3)}."""
+    network = network or feature_network()
+    reference_features = image_features(network, reference)
+    return {name: (frechet_distance(reference_features, image_features(network, images)),
+                   two_sample_accuracy(reference, images))
+            for name, images in image_sets.items()}

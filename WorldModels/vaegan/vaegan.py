@@ -40,11 +40,16 @@ frame forward, 11x the VAE's forward pass, and sees three frames per training fr
 decoder costs ~860 MFLOP per frame forward (about as much) and decodes two. A VAE/GAN
 step is tens of VAE steps on a CPU; discriminator_width and decoder_width scale the two networks
 down for small machines.
-Where this differs from the authors' code: they compute L_llike in a pass of its own (the decoder on
-z alone, Dis_l on [x, x~]) and L_GAN in a second (the decoder on [z, z_p], Dis on [x, x~, x_p]).
-Here one pass serves both, saving a decoder and a discriminator pass per step; with batch
-normalisation the prior samples then share the statistics L_llike is computed with, so L_llike
-also reaches the encoder through the samples (losses_and_gradients follows that path too).
+Two passes, as the authors' code (passes="two", their model/aegan.py): L_llike in a pass of its own
+(the decoder on z alone, Dis_l on [x, x~]) and L_GAN in a second (the decoder on [z, z_p] with z's
+gradient stopped, Dis on [x, x~, x_p]). With batch normalisation in the decoder, the pass that
+L_llike and the encoder see then normalises reconstructions only, not reconstructions mixed with
+prior samples. passes="one" (this project's first VAE/GAN) shares one decoder and one discriminator
+pass between the two losses: cheaper, but the prior samples then share the statistics L_llike is
+computed with, so L_llike also reaches the encoder through the samples.
+The authors weigh real against generated frames in L_GAN as 0.5 against 0.5 in all (each of the 2B
+fakes 0.25, each real frame 0.5, summed); real_cost + fake_cost, each a mean, is the same loss
+up to a constant factor. The discriminator may learn at its own rate (compile's optimizers).
 real_label < 1 smooths the discriminator's targets for real frames (one-sided label smoothing);
 the equilibrium rule and the decoder's minimax term use the unsmoothed costs, and the logged
 discriminator_loss is the smoothed one it minimises. The first
@@ -81,6 +86,7 @@ def real_and_fake_costs(real_logits, fake_logits, real_label=1.0):
 
 
 GENERATOR_LOSSES = ("minimax", "non_saturating")
+PASSES = ("two", "one")
 
 
 def generator_gan_loss(fake_logits, gan_loss, kind):
@@ -182,19 +188,21 @@ class VAEGAN(ConvVAE):
     """
 
     TRACKED = ("loss", "kl_loss", "llike_loss", "pixel_mse", "discriminator_loss", "real_accuracy",
-               "fake_accuracy", "discriminator_updates", "decoder_updates")
+               "fake_accuracy", "prior_score", "discriminator_updates", "decoder_updates")
 
     def __init__(self, z_size=32, kl_tolerance=0.5, gamma=1e-5, pixel_weight=0.0, equilibrium=0.68,
                  margin=0.35, feature_layer=4, discriminator="larsen", discriminator_width=1.0,
-                 generator_loss="minimax", real_label=1.0, decoder="larsen", decoder_width=1.0, seed=None,
-                 **kwargs):
+                 generator_loss="minimax", real_label=1.0, decoder="larsen", decoder_width=1.0, passes="two",
+                 seed=None, **kwargs):
+        if passes not in PASSES:
+            raise ValueError(f"unknown passes {passes!r}; expected one of {', '.join(PASSES)}")
         if generator_loss not in GENERATOR_LOSSES:
             raise ValueError(f"unknown generator_loss {generator_loss!r}; expected one of {GENERATOR_LOSSES}")
         if decoder not in DECODERS:
             raise ValueError(f"unknown decoder {decoder!r}; expected one of {', '.join(DECODERS)}")
         super().__init__(z_size=z_size, kl_tolerance=kl_tolerance, seed=seed, **kwargs,  # world_models: the ConvVAE's
                          decoder_network=build_larsen_decoder(z_size, decoder_width) if decoder == "larsen" else None)
-        self.decoder_architecture, self.decoder_width = decoder, decoder_width
+        self.decoder_architecture, self.decoder_width, self.passes = decoder, decoder_width, passes
         self.gamma, self.pixel_weight, self.feature_layer = gamma, pixel_weight, feature_layer
         self.equilibrium, self.margin, self.generator_loss = equilibrium, margin, generator_loss
         self.architecture, self.discriminator_width, self.real_label = discriminator, discriminator_width, real_label
@@ -215,19 +223,28 @@ class VAEGAN(ConvVAE):
         self.discriminator_optimizer.build(self.discriminator.trainable_variables)
 
     def compute_losses(self, frames, noise, prior_z, training=False):
-        """Every loss of the module docstring, and (reconstructions, prior samples), for frames,
-        latent noise and prior latents z_p. The discriminator sees the three in one batch, as in the
-        authors' code (its batch normalisation then normalises real and fake frames together)."""
+        """Every loss of the module docstring, and the decoded images they were computed from, for
+        frames, latent noise and prior latents z_p: (losses, (llike_images, fakes)). llike_images is the
+        decoder's output that L_llike (and the pixel loss) reach: the reconstructions (passes="two"),
+        or reconstructions and samples decoded together (passes="one"); fakes is the decoder's output
+        the discriminator judged, reconstructions then prior samples. The discriminator sees real and
+        fake frames in one batch, as in the authors' code (its batch normalisation normalises both)."""
+        batch = tf.shape(frames)[0]
         mu, logvar = self.encode(frames, training=training)
-        # One decoder pass and one discriminator pass serve L_llike and L_GAN (module docstring: the
-        # authors run a separate pass for L_llike).
-        reconstructions, samples = tf.split(
-            self.decode(tf.concat([sample_latent(mu, logvar, noise), prior_z], axis=0), training=training), 2)
-        features, logits = self.discriminator(tf.concat([frames, reconstructions, samples], axis=0),
-                                              training=training)
-        real_features, reconstruction_features, _ = tf.split(features, 3)
-        real_logits, reconstruction_logits, sample_logits = tf.split(logits, 3)
-        fake_logits = tf.concat([reconstruction_logits, sample_logits], axis=0)
+        z = sample_latent(mu, logvar, noise)
+        if self.passes == "two":
+            reconstructions = self.decode(z, training=training)
+            features, _ = self.discriminator(tf.concat([frames, reconstructions], axis=0), training=training)
+            llike_images = reconstructions
+            # the GAN's pass: z's gradient stopped, so no GAN loss reaches the encoder
+            fakes = self.decode(tf.concat([tf.stop_gradient(z), prior_z], axis=0), training=training)
+            _, logits = self.discriminator(tf.concat([frames, fakes], axis=0), training=training)
+        else:
+            fakes = llike_images = self.decode(tf.concat([z, prior_z], axis=0), training=training)
+            reconstructions = fakes[:batch]
+            features, logits = self.discriminator(tf.concat([frames, fakes], axis=0), training=training)
+        real_features, reconstruction_features = features[:batch], features[batch:2 * batch]
+        real_logits, fake_logits = logits[:batch], logits[batch:]
 
         kl_loss = tf.reduce_mean(floored_kl(mu, logvar, self.kl_tolerance))
         llike_loss = tf.reduce_mean(feature_distance(real_features, reconstruction_features))
@@ -248,8 +265,9 @@ class VAEGAN(ConvVAE):
             "real_cost": real_cost, "fake_cost": fake_cost, "generator_gan_loss": fooling_loss,
             "real_accuracy": tf.reduce_mean(tf.cast(real_logits > 0, tf.float32)),
             "fake_accuracy": tf.reduce_mean(tf.cast(fake_logits < 0, tf.float32)),
+            "prior_score": tf.reduce_mean(tf.sigmoid(fake_logits[batch:])),
         }
-        return losses, (reconstructions, samples)
+        return losses, (llike_images, fakes)
 
     def losses_and_gradients(self, frames, noise, prior_z):
         """(losses, {network: gradient of that network's own loss w.r.t. its own variables}).
@@ -259,32 +277,31 @@ class VAEGAN(ConvVAE):
         GAN term when it is not -L_GAN (non-saturating, or label smoothing), and two through the decoder.
         """
         with tf.GradientTape(persistent=True) as tape:
-            losses, (reconstructions, samples) = self.compute_losses(frames, noise, prior_z, training=True)
-        discriminator_variables = self.discriminator.trainable_variables
-        fakes, zero = [reconstructions, samples], tf.UnconnectedGradients.ZERO
+            losses, (llike_images, fakes) = self.compute_losses(frames, noise, prior_z, training=True)
+        discriminator_variables, zero = self.discriminator.trainable_variables, tf.UnconnectedGradients.ZERO
         # L_GAN once: the discriminator's own gradient, and how the fake frames move it.
-        *discriminator_gradients, gan_wrt_reconstructions, gan_wrt_samples = tape.gradient(
-            losses["discriminator"], [*discriminator_variables, *fakes])
+        *discriminator_gradients, gan_wrt_fakes = tape.gradient(losses["discriminator"],
+                                                                [*discriminator_variables, fakes])
         # The decoder's GAN term: minimax is -L_GAN, whose gradient is the one just taken, negated
         # (unless label smoothing made the discriminator's loss another one); the non-saturating loss
         # needs its own pass through the discriminator.
         if self.generator_loss == "minimax" and self.real_label == 1.0:
-            fooling_wrt = [-gan_wrt_reconstructions, -gan_wrt_samples]
+            fooling_wrt = -gan_wrt_fakes
         else:
             fooling_wrt = tape.gradient(losses["generator_gan_loss"], fakes, unconnected_gradients=zero)
-        # How L_llike and the pixel loss move the fake frames (not the discriminator: not its loss).
-        # With batch normalisation, Dis_l of a reconstruction depends on the whole batch, samples too.
-        llike_wrt = tape.gradient(losses["llike_loss"], fakes, unconnected_gradients=zero)
-        pixel_term = self.pixel_weight * tape.gradient(losses["pixel_loss"], reconstructions)
-        decoder_gradients = tape.gradient(  # gamma * L_llike + the GAN term (+ pixel), through the decoder
-            fakes, self.decoder.trainable_variables,
-            output_gradients=[self.gamma * llike_wrt[0] + fooling_wrt[0] + pixel_term,
-                              self.gamma * llike_wrt[1] + fooling_wrt[1]])
-        # L_prior + L_llike (+ pixel); no GAN term reaches the encoder. With batch normalisation in the
-        # decoder, the samples share the reconstructions' statistics, so L_llike reaches z through both.
-        encoder_gradients = tape.gradient(
-            [reconstructions, samples, losses["kl_loss"]], self.encoder.trainable_variables,
-            output_gradients=[llike_wrt[0] + pixel_term, llike_wrt[1], tf.ones(())])
+        # How L_llike and the pixel loss move the decoded images (not the discriminator: not its loss).
+        llike_wrt = tape.gradient(losses["llike_loss"], llike_images, unconnected_gradients=zero)
+        pixel_wrt = self.pixel_weight * tape.gradient(losses["pixel_loss"], llike_images, unconnected_gradients=zero)
+        decoder_variables = self.decoder.trainable_variables
+        if self.passes == "two":  # gamma * L_llike (+ pixel) through the first pass, the GAN term through the second
+            decoder_gradients = tape.gradient([llike_images, fakes], decoder_variables,
+                                              output_gradients=[self.gamma * llike_wrt + pixel_wrt, fooling_wrt])
+        else:  # one pass decoded both
+            decoder_gradients = tape.gradient(fakes, decoder_variables,
+                                              output_gradients=self.gamma * llike_wrt + fooling_wrt + pixel_wrt)
+        # L_prior + L_llike (+ pixel); no GAN term reaches the encoder.
+        encoder_gradients = tape.gradient([llike_images, losses["kl_loss"]], self.encoder.trainable_variables,
+                                          output_gradients=[llike_wrt + pixel_wrt, tf.ones(())])
         del tape
         return losses, {"encoder": encoder_gradients, "decoder": decoder_gradients,
                         "discriminator": discriminator_gradients}
@@ -315,7 +332,8 @@ class VAEGAN(ConvVAE):
     def test_step(self, frames):
         batch = tf.shape(frames)[0]
         prior_z = keras.random.normal((batch, self.z_size), seed=self.seed_generator)
-        losses, (reconstructions, _) = self.compute_losses(frames, tf.zeros((batch, self.z_size)), prior_z)
+        losses, (llike_images, _) = self.compute_losses(frames, tf.zeros((batch, self.z_size)), prior_z)
+        reconstructions = llike_images[:batch]
         # The update rule does not run in validation; log the fraction that would have run.
         update_discriminator, update_decoder = equilibrium_updates(
             losses["real_cost"], losses["fake_cost"], self.equilibrium, self.margin)
@@ -339,9 +357,9 @@ class VAEGAN(ConvVAE):
                 "equilibrium": self.equilibrium, "margin": self.margin, "feature_layer": self.feature_layer,
                 "discriminator": self.architecture, "discriminator_width": self.discriminator_width,
                 "generator_loss": self.generator_loss, "real_label": self.real_label,
-                "decoder": self.decoder_architecture, "decoder_width": self.decoder_width}
+                "decoder": self.decoder_architecture, "decoder_width": self.decoder_width, "passes": self.passes}
 
     @classmethod
     def from_config(cls, config):
-        # Models saved before the authors' networks were added had the first ones and say nothing.
-        return cls(**{"discriminator": "strided", "decoder": "world_models", **config})
+        # Models saved before a setting existed say nothing of it: they had the first VAE/GAN's.
+        return cls(**{"discriminator": "strided", "decoder": "world_models", "passes": "one", **config})

@@ -13,7 +13,8 @@ of a fresh two-sample classifier (0.5: cannot tell), for reconstructions, prior 
 set of real frames (the floor); and the balance in the last epoch (share of steps in which the
 discriminator and the decoder were updated, the discriminator's mean score of prior samples).
 The rows are written to --record (JSON) as well; `--from_record FILE` prints a record's table
-without training. A rerun reuses finished variants (and re-evaluates them).
+without training. A rerun reuses finished variants (and re-evaluates them, keeping the minutes
+their training took).
 
 Scale: --episodes 24 and --epochs 2 train on ~18,000 frames for ~1,120 steps of 32, a sixth of the
 laptop config's 7,400 steps on ~79,000 frames; docs/results.md compares the chosen variant's
@@ -36,7 +37,7 @@ import time
 from common.config import for_vision, parse_config, vision_dir
 from common.episodes import list_episodes
 from common.files import write_json_atomic
-from stages.vision import evaluate_vision, train_vision
+from stages.vision import evaluate_vision, train_vision, vision_trained
 from timing import machine_description
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,16 +71,8 @@ def last_epoch_balance(log_path):
     """The last row's update shares and prior score from a VAE/GAN's training_log.csv ({} if absent)."""
     if not log_path.exists():
         return {}
-    rows = list(csv.DictReader(log_path.open()))
+    rows = list(csv.DictReader(log_path.read_text().splitlines()))
     return {key: float(rows[-1][key]) for key in BALANCE if rows and rows[-1].get(key)}
-
-
-def metrics_row(name, folder):
-    """A table row from a run record's folder: its vision_metrics.json, and the balance from
-    vaegan_training_log.csv if it holds one (docs/runs/)."""
-    folder = Path(folder)
-    return {"variant": name, **json.loads((folder / "vision_metrics.json").read_text()),
-            **last_epoch_balance(folder / "vaegan_training_log.csv")}
 
 
 def run_variant(name, args):
@@ -94,12 +87,12 @@ def run_variant(name, args):
             link.symlink_to(info.path.resolve())
     config = parse_config(["-c", str(LAPTOP_CONFIG), "--results_dir", args.results_dir, "--exp_name", name,
                            "--holdout_fraction", "0.1", "--vae_num_epoch", str(args.epochs), *overrides])
-    started = time.monotonic()
+    started, reused = time.monotonic(), vision_trained(for_vision(config, vision), vision)
     train_vision(for_vision(config, vision), vision)
     metrics = evaluate_vision(config, visions=(vision,))[vision]  # today's measures, for finished runs too
     balance = last_epoch_balance(vision_dir(for_vision(config, vision), vision) / "training_log.csv")
     return {"variant": name, "vision": vision, "overrides": overrides, **metrics, **balance,
-            "minutes": (time.monotonic() - started) / 60}
+            "minutes": None if reused else (time.monotonic() - started) / 60}
 
 
 def table(rows):
@@ -114,7 +107,7 @@ def table(rows):
             f"{row['diversity']:.2f} / {row['prior_diversity']:.2f} | "
             + " / ".join(f"{row[f'frechet_{kind}']:.3g}" for kind in ("real", "reconstruction", "prior")) + " | "
             + " / ".join(f"{row[f'two_sample_{kind}']:.3f}" for kind in ("real", "reconstruction", "prior"))
-            + f" | {balance} | {row['minutes']:.1f} |" if "minutes" in row else f" | {balance} | |")
+            + f" | {balance} | {row['minutes']:.1f} |")
     return "\n".join(lines)
 
 
@@ -126,15 +119,9 @@ def main():
     parser.add_argument("--results_dir", default=str(ROOT / "results" / "bench" / "vaegan_stability"))
     parser.add_argument("--record", default=str(ROOT / "results" / "bench" / "vaegan_stability" / "record.json"))
     parser.add_argument("--from_record", help="print this record's table and stop")
-    parser.add_argument("--from_metrics", nargs="+", metavar="NAME=FOLDER",
-                        help="print the table of these runs' vision_metrics.json (and vaegan_training_log.csv, "
-                             "for the balance) and stop")
     args = parser.parse_args()
     if args.from_record:
         print(table(json.loads(Path(args.from_record).read_text())["rows"]))
-        return
-    if args.from_metrics:
-        print(table([metrics_row(*item.split("=", 1)) for item in args.from_metrics]))
         return
     if len(list_episodes(ROLLOUTS)) < args.episodes:
         sys.exit(f"{ROLLOUTS}: fewer than {args.episodes} episodes; run "
@@ -144,7 +131,11 @@ def main():
     record = Path(args.record)
     rows = json.loads(record.read_text())["rows"] if record.exists() else []
     for name in args.variants:
-        rows = [row for row in rows if row["variant"] != name] + [run_variant(name, args)]
+        earlier = next((row for row in rows if row["variant"] == name), None)
+        row = run_variant(name, args)
+        if row["minutes"] is None:  # reused and only re-measured: the minutes its training took
+            row["minutes"] = earlier["minutes"] if earlier else float("nan")
+        rows = [other for other in rows if other["variant"] != name] + [row]
         write_json_atomic(record, {"machine": machine, "episodes": args.episodes, "epochs": args.epochs,
                                    "rows": rows})
         print(table(rows), flush=True)

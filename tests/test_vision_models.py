@@ -420,7 +420,7 @@ def test_evaluate_reconstructions_of_a_perfect_model():
             return images
 
     data = (frames(5, seed=7) * 255).astype(np.uint8)
-    metrics = evaluate_reconstructions(Identity(), data, batch_size=2)
+    metrics, _ = evaluate_reconstructions(Identity(), data, batch_size=2)
     assert metrics["mse"] == pytest.approx(0.0, abs=1e-12) and metrics["ssim"] == pytest.approx(1.0, abs=1e-5)
     assert metrics["sharpness"] == pytest.approx(1.0, rel=1e-5) and metrics["frames"] == 5
     assert metrics["diversity"] == pytest.approx(1.0, rel=1e-5)
@@ -429,7 +429,7 @@ def test_evaluate_reconstructions_of_a_perfect_model():
         def call(self, images, training=False):
             return tf.zeros_like(images) + 0.5
 
-    assert evaluate_reconstructions(Collapsed(), data)["diversity"] == 0.0
+    assert evaluate_reconstructions(Collapsed(), data)[0]["diversity"] == 0.0
 
 
 def test_sample_latent_is_the_reparameterisation():

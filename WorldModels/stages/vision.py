@@ -146,7 +146,7 @@ def vision_metrics(model, validation_frames, probe, reference):
     reconstructions, and as many decoded prior samples: frechet_<set> and two_sample_<set>, with
     <set> real, reconstruction and prior. Each set is independent of the reference, so the three
     are comparable, and the reconstructions differ from the floor only by being reconstructed."""
-    metrics = evaluate_reconstructions(model, validation_frames)
+    metrics, reconstructions = evaluate_reconstructions(model, validation_frames)
     frames = validation_frames.astype("float32") / 255.0
     samples = decoded_prior_samples(model, len(frames))
     metrics["prior_diversity"] = diversity_ratio(frames, samples[:PRIOR_SAMPLES])
@@ -158,8 +158,7 @@ def vision_metrics(model, validation_frames, probe, reference):
         metrics.update(driving_probe(latent_means(model, training["obs"]), training,
                                      latent_means(model, held_out["obs"]), held_out))
     judged = realism(reference.astype("float32") / 255.0, {
-        "real": frames, "reconstruction": reconstruct(model, validation_frames).astype("float32") / 255.0,
-        "prior": samples})
+        "real": frames, "reconstruction": reconstructions.astype("float32") / 255.0, "prior": samples})
     for name, (distance, accuracy) in judged.items():
         metrics[f"frechet_{name}"], metrics[f"two_sample_{name}"] = distance, accuracy
     return metrics

@@ -53,7 +53,8 @@ def evaluate_reconstructions(model, frames, batch_size=100):
     """MSE (per pixel, frames in [0, 1]), SSIM and sharpness of `model`'s reconstructions.
 
     model: a vision model whose call(frames) reconstructs from the latent mean.
-    frames: uint8 (N, 64, 64, 3). Returns a dict of floats and the frame count.
+    frames: uint8 (N, 64, 64, 3). Returns (a dict of floats and the frame count, the reconstructions
+    as uint8 (N, 64, 64, 3), for measures that judge them further).
     """
     squared_error, ssim, sharpness, reconstructed = 0.0, 0.0, SharpnessRatio(), []
     for start in range(0, len(frames), batch_size):
@@ -63,10 +64,10 @@ def evaluate_reconstructions(model, frames, batch_size=100):
         ssim += float(tf.reduce_sum(tf.image.ssim(batch, reconstructions, max_val=1.0)))
         sharpness.update_state(batch, reconstructions)
         reconstructed.append(np.asarray(reconstructions))
-    count = len(frames)
+    count, reconstructed = len(frames), np.concatenate(reconstructed)
     return {"mse": squared_error / count, "ssim": ssim / count, "sharpness": float(sharpness.result()),
-            "diversity": diversity_ratio(np.asarray(frames, np.float32) / 255.0, np.concatenate(reconstructed)),
-            "frames": int(count)}
+            "diversity": diversity_ratio(np.asarray(frames, np.float32) / 255.0, reconstructed),
+            "frames": int(count)}, as_uint8(reconstructed)
 
 
 def diversity_ratio(frames, images):
@@ -228,8 +229,7 @@ def two_sample_accuracy(real, generated, epochs=8, batch_size=64, seed=0):
                        loss=keras.losses.BinaryCrossentropy(from_logits=True))
     classifier.fit(images[epoch_orders], labels[epoch_orders], batch_size=batch_size, epochs=1, shuffle=False,
                    verbose=0)
-    real_logits = classifier.predict(real[test], batch_size=250, verbose=0)
-    generated_logits = classifier.predict(generated[test], batch_size=250, verbose=0)
+    real_logits, generated_logits = (image_features(classifier, images) for images in (real[test], generated[test]))
     return float((np.sum(real_logits > 0) + np.sum(generated_logits <= 0)) / (2 * len(test)))
 
 

@@ -1,4 +1,8 @@
-"""The CarRacing environment as the world model sees it: 64x64 uint8 frames, headless, seeded."""
+"""The CarRacing environment as the world model sees it: 64x64 uint8 frames, headless, seeded.
+
+Two simulators step it (the config's env_backend): gymnasium's CarRacing-v3, the judge of every
+published score, and envpool's C++ port of it (about 10x faster a step; bench/env_equivalence.py
+measures how far the two agree)."""
 
 import os
 
@@ -8,11 +12,15 @@ import gymnasium as gym
 import numpy as np
 from PIL import Image
 
+from common.errors import UserFacingError
+
 FRAME_SIZE = 64
 DASHBOARD_ROW = 84  # rows 84..95 of the 96x96 render hold the dashboard, which is cut off
 ACTION_LOW = np.array([-1.0, 0.0, 0.0], dtype=np.float32)  # steer, gas, brake
 ACTION_HIGH = np.array([1.0, 1.0, 1.0], dtype=np.float32)
 STEP_REWARD = -0.1  # CarRacing's reward for a step without a new tile (a new tile adds 1000 / tiles)
+OFF_PLAYFIELD_REWARD = -100.0  # the step that leaves the playfield, which ends the episode
+ENVPOOL_SEEDS = 2**31 - 1  # envpool seeds its generator with a C int
 
 
 def process_frame(frame):
@@ -49,14 +57,75 @@ class CarRacingFrames(gym.Wrapper):
         return process_frame(frame), reward, terminated, truncated, info
 
 
+class EnvpoolCarRacing(gym.Env):
+    """envpool's CarRacing-v3 (one C++ environment) behind CarRacingFrames' interface: 64x64 frames.
+
+    What differs from gymnasium's, by construction (bench/env_equivalence.py measures the rest):
+    - its own track generator: a seed gives another track than gymnasium's for the same seed;
+    - a finished lap always ends the episode (no full_episode);
+    - it reports no car or track state, so the number of tiles and of tiles visited are read off the
+      rewards (each new tile pays 1000 / tiles), and speed and on_road are not known (None).
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, max_frames, seed=None):
+        try:
+            import envpool
+        except ImportError:
+            raise UserFacingError("env_backend=envpool needs the envpool package (Linux, Python >= 3.11): "
+                                  "pip install envpool") from None
+        self._make = lambda seed: envpool.make("CarRacing-v3", env_type="gymnasium", num_envs=1,
+                                               seed=int(seed) % ENVPOOL_SEEDS, max_episode_steps=max_frames)
+        self.observation_space = gym.spaces.Box(0, 255, (FRAME_SIZE, FRAME_SIZE, 3), np.uint8)
+        self.action_space = gym.spaces.Box(ACTION_LOW, ACTION_HIGH, dtype=np.float32)
+        self._pool, self._first_seed, self.tile_rewards = None, seed, []
+
+    def reset(self, *, seed=None, options=None):
+        if seed is None:
+            seed, self._first_seed = self._first_seed, None
+        if seed is not None or self._pool is None:  # without a seed, the pool's generator draws the next track
+            self._pool = self._make(np.random.SeedSequence(seed).generate_state(1)[0] if seed is None else seed)
+        frames, _ = self._pool.reset()
+        self.tile_rewards = []
+        return process_frame(frames[0]), {}
+
+    def step(self, action):
+        # clipped: the C++ car takes no action outside the box (gymnasium's would drive with it)
+        action = np.clip(np.asarray(action, np.float32), ACTION_LOW, ACTION_HIGH)[None]
+        frames, reward, terminated, truncated, _ = self._pool.step(action)
+        reward = float(reward[0])
+        if reward != OFF_PLAYFIELD_REWARD and reward - STEP_REWARD > 1e-3:
+            self.tile_rewards.append(reward - STEP_REWARD)
+        return process_frame(frames[0]), reward, bool(terminated[0]), bool(truncated[0]), {}
+
+    def tile_counts(self):
+        """(tiles of the track, tiles visited) read off this episode's rewards: the smallest tile reward
+        is one tile's, 1000 / tiles; (0, 0) before the first tile."""
+        return tile_counts(self.tile_rewards)
+
+
+def tile_counts(tile_rewards):
+    """(tiles of the track, tiles visited) from the positive parts of an episode's rewards (reward + 0.1
+    of the steps that reached new tiles): one tile pays 1000 / tiles, a step can reach several."""
+    if not tile_rewards:
+        return 0, 0
+    one_tile = min(tile_rewards)
+    return round(1000.0 / one_tile), round(sum(tile_rewards) / one_tile)
+
+
 def make_env(config, seed=None, full_episode=False):
-    """CarRacing (continuous actions) with 64x64 frames and episodes capped at config.max_frames.
+    """CarRacing (continuous actions) with 64x64 frames and episodes capped at config.max_frames, from
+    the config's env_backend (envpool ends an episode at a finished lap, whatever full_episode says).
 
     `seed` makes the first episode (track and action_space samples) reproducible; later resets
     without a seed continue the same random stream. Needs no display.
     """
-    env = gym.make(config.env_name, continuous=True, max_episode_steps=config.max_frames)
-    env = CarRacingFrames(env, full_episode=full_episode, seed=seed)
+    if config.env_backend == "envpool":
+        env = EnvpoolCarRacing(config.max_frames, seed=seed)
+    else:
+        env = CarRacingFrames(gym.make(config.env_name, continuous=True, max_episode_steps=config.max_frames),
+                              full_episode=full_episode, seed=seed)
     if seed is not None:
         env.action_space.seed(seed)
     return env
@@ -64,17 +133,20 @@ def make_env(config, seed=None, full_episode=False):
 
 def track_tiles(env):
     """Number of tiles of the current track (the `N` of an episode file)."""
-    return len(env.unwrapped.track)
+    return env.tile_counts()[0] if isinstance(env, EnvpoolCarRacing) else len(env.unwrapped.track)
 
 
 def tiles_visited(env):
     """Number of distinct track tiles the car has driven over in the current episode."""
-    return env.unwrapped.tile_visited_count
+    return env.tile_counts()[1] if isinstance(env, EnvpoolCarRacing) else env.unwrapped.tile_visited_count
 
 
 def driving_state(env):
     """(speed, on_road) of the car now: the hull's speed in Box2D units (what the dashboard's bar shows;
-    ~100 is fast) and whether any wheel touches a road tile. Recorded per step in episode files."""
+    ~100 is fast) and whether any wheel touches a road tile. Recorded per step in episode files; None
+    where the simulator does not report them (envpool)."""
+    if isinstance(env, EnvpoolCarRacing):
+        return None
     car = env.unwrapped.car
     velocity = car.hull.linearVelocity
     return float(np.hypot(velocity[0], velocity[1])), any(wheel.tiles for wheel in car.wheels)

@@ -31,15 +31,22 @@ def main(argv=None):
         raise SystemExit(f"error: argument --episodes: must be >= 0, got {config.episodes}")
     # here, not at the top: a bad config is refused before TensorFlow starts
     from stages.agent import episode_seeds
-    from stages.evaluation import describe_scores, dream_gif, evaluate_controller, load_for_config, real_episode_gif
+    from stages.evaluation import (
+        describe_scores,
+        dream_gif,
+        evaluate_controller,
+        evaluation_file,
+        load_for_config,
+        real_episode_gif,
+    )
 
     parameters = load_for_config(config.controller, config)
     summary = None
     if config.episodes:
         summary = evaluate_controller(config, config.controller, config.episodes)
         print(f"{config.controller} ({config.vision}): {describe_scores(summary)}, min {summary['min']:.1f}, "
-              f"max {summary['max']:.1f}; scores in "
-              f"{config.controller.with_name(config.controller.stem)}_evaluation.csv")
+              f"max {summary['max']:.1f}; {config.env_backend}'s CarRacing; scores in "
+              f"{evaluation_file(config.controller, 'evaluation.csv', config.env_backend)}")
     if config.gif:
         seed = episode_seeds(config.seed, "evaluate", 0, 1)[0]
         make_gif = dream_gif if config.dream else real_episode_gif

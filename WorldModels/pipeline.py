@@ -39,7 +39,7 @@ class Stage(NamedTuple):
 def plan(config, visions):
     """The stages for `visions`, in order (a list of Stage)."""
     # here, not at the top: pipeline.py refuses a bad config before TensorFlow starts
-    from stages.evaluation import best_evaluated, evaluate_best
+    from stages.evaluation import best_evaluated, evaluate_best, summary_path
     from stages.evolution import controller_dir, controller_trained, dream_config, train_controller
     from stages.memory import encode_series, memory_trained, rnn_path, series_path, series_up_to_date, train_memory
     from stages.rollouts import extract, extracted
@@ -70,7 +70,7 @@ def plan(config, visions):
             Stage(f"{s.vision} controller", best.parent, "controller", lambda s=s: controller_trained(s),
                   lambda s=s: train_controller(s), best),
             Stage(f"{s.vision} evaluation", best.parent, "evaluation", lambda s=s: best_evaluated(s) is not None,
-                  lambda s=s: evaluate_best(s), best.with_name("best_evaluation.json")),
+                  lambda s=s: evaluate_best(s), summary_path(best, s.env_backend)),
         ]
     return stages
 

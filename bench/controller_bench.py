@@ -73,7 +73,8 @@ def agent_worker(config, steps, seed):
     rng = np.random.default_rng(seed)
     batch = config.agent_batch_size
     parameters = rng.normal(scale=0.1, size=(batch, num_parameters(config))).astype(np.float32)
-    score_episodes(config, parameters[:2], [seed, seed + 1])  # warm-up, not timed
+    warm_up = min(2, batch)
+    score_episodes(config, parameters[:warm_up], list(range(seed, seed + warm_up)))  # warm-up, not timed
     done, started = 0, time.perf_counter()
     while done < steps:
         _, episode_steps = score_episodes(config, parameters, list(range(seed + done, seed + done + batch)))

@@ -22,6 +22,9 @@ BENCH = Path(__file__).resolve().parent
 # name: (arguments of a full run, arguments of a --quick run)
 BENCHMARKS = {
     "extract_bench": ([], ["--episodes_per_worker", "2", "--raw_steps", "1500"]),
+    "env_bench": ([], ["--steps", "200", "--repeats", "2"]),
+    "env_equivalence": ([], ["--episodes", "5", "--max_frames", "100", "--speed_steps", "300",
+                             "--results_dir", "results/bench/env_equivalence_quick"]),
     "exploration_quality": ([], ["--results_dir", "results/bench/exploration_quick", "--episodes", "8",
                                  "--test_episodes", "2", "--frames", "200", "--vae_num_epoch", "3",
                                  "--rnn_num_steps", "200"]),

@@ -13,8 +13,10 @@ of a fresh two-sample classifier (0.5: cannot tell), for reconstructions, prior 
 set of real frames (the floor); and the balance in the last epoch (share of steps in which the
 discriminator and the decoder were updated, the discriminator's mean score of prior samples).
 The rows are written to --record (JSON) as well; `--from_record FILE` prints a record's table
-without training. A rerun reuses finished variants (and re-evaluates them, keeping the minutes
-their training took).
+without training, and `--from_runs FOLDER ...` the same table for laptop-scale runs recorded under
+docs/runs/ (their vision_metrics.json and vaegan_training_log.csv). A rerun reuses finished variants
+(and re-evaluates them, keeping the minutes their training took). `--figure VARIANT ...` draws trained
+variants' held-out reconstructions and decoded prior samples (the same z) side by side.
 
 Scale: --episodes 24 and --epochs 2 train on ~18,000 frames for ~1,120 steps of 32, a sixth of the
 laptop config's 7,400 steps on ~79,000 frames; docs/results.md compares the chosen variant's
@@ -37,13 +39,25 @@ import time
 from common.config import for_vision, parse_config, vision_dir
 from common.episodes import list_episodes
 from common.files import write_json_atomic
-from stages.vision import evaluate_vision, train_vision, vision_trained
+from stages.vision import (
+    comparison_figure,
+    evaluate_vision,
+    load_vision_model,
+    model_path,
+    train_vision,
+    vision_trained,
+)
 from timing import machine_description
 
 ROOT = Path(__file__).resolve().parents[1]
 LAPTOP_CONFIG = ROOT / "WorldModels" / "configs" / "laptop.config"
 ROLLOUTS = ROOT / "results" / "laptop" / "CarRacing-v3" / "record"
-# name: (vision, config overrides on top of the laptop config)
+# the VAE/GAN settings every variant starts from, spelt out so that a variant keeps its meaning when the
+# laptop config changes: the laptop config's before this bench (KL floor 16 nats, the authors' gamma and
+# minimax loss) with the authors' two passes
+BASELINE = ["--vaegan_kl_tolerance", "0.5", "--vaegan_gamma", "0.00001", "--vaegan_generator_loss", "minimax",
+            "--vaegan_passes", "two", "--vaegan_discriminator_learning_rate", "0.0"]
+# name: (vision, config overrides on top of the laptop config and BASELINE)
 NON_SATURATING = ["--vaegan_generator_loss", "non_saturating"]
 VARIANTS = {
     "vae_kl0.5": ("vae", ["--vae_kl_tolerance", "0.5"]),
@@ -75,9 +89,8 @@ def last_epoch_balance(log_path):
     return {key: float(rows[-1][key]) for key in BALANCE if rows and rows[-1].get(key)}
 
 
-def run_variant(name, args):
-    """Train (or reuse) one variant and measure it: its row (a dict)."""
-    vision, overrides = VARIANTS[name]
+def variant_config(name, args):
+    """The config of one variant, its experiment's record/ linking the first --episodes laptop rollouts."""
     experiment = Path(args.results_dir) / name / "CarRacing-v3"
     record = experiment / "record"
     record.mkdir(parents=True, exist_ok=True)
@@ -85,8 +98,15 @@ def run_variant(name, args):
         link = record / info.path.name
         if not link.exists():
             link.symlink_to(info.path.resolve())
-    config = parse_config(["-c", str(LAPTOP_CONFIG), "--results_dir", args.results_dir, "--exp_name", name,
-                           "--holdout_fraction", "0.1", "--vae_num_epoch", str(args.epochs), *overrides])
+    return parse_config(["-c", str(LAPTOP_CONFIG), "--results_dir", args.results_dir, "--exp_name", name,
+                         "--holdout_fraction", str(args.holdout_fraction), "--vae_num_epoch", str(args.epochs),
+                         *BASELINE, *VARIANTS[name][1]])
+
+
+def run_variant(name, args):
+    """Train (or reuse) one variant and measure it: its row (a dict)."""
+    vision, overrides = VARIANTS[name]
+    config = variant_config(name, args)
     started, reused = time.monotonic(), vision_trained(for_vision(config, vision), vision)
     train_vision(for_vision(config, vision), vision)
     metrics = evaluate_vision(config, visions=(vision,))[vision]  # today's measures, for finished runs too
@@ -96,32 +116,64 @@ def run_variant(name, args):
 
 
 def table(rows):
-    """The markdown table of the rows."""
+    """The markdown table of the rows (rows measured before a measure existed leave its cell blank)."""
     lines = ["| variant | MSE | SSIM | sharpness | diversity: reconstructions / prior | Frechet: real / "
-             "reconstructions / prior | two-sample accuracy: real / reconstructions / prior | last epoch: D updated "
-             "/ decoder updated / D(prior) | minutes |", "|---|---:|---:|---:|---|---|---|---|---:|"]
+             "reconstructions / prior | two-sample accuracy: real / reconstructions / prior | prior samples: "
+             "noise / road (real frames' road) / precision / recall | last epoch: D updated / decoder updated / "
+             "D(prior) | minutes |", "|---|---:|---:|---:|---|---|---|---|---|---:|"]
     for row in rows:
         balance = (" / ".join(f"{row[key]:.3g}" for key in BALANCE) if "prior_score" in row else "")
+        prior = (f"{row['prior_noise_share']:.3f} / {row['road_share_prior']:.3f} ({row['road_share_real']:.3f}) / "
+                 f"{row['precision_prior']:.3f} / {row['recall_prior']:.3f}" if "precision_prior" in row else "")
         lines.append(
             f"| {row['variant']} | {row['mse']:.5f} | {row['ssim']:.3f} | {row['sharpness']:.2f} | "
             f"{row['diversity']:.2f} / {row['prior_diversity']:.2f} | "
             + " / ".join(f"{row[f'frechet_{kind}']:.3g}" for kind in ("real", "reconstruction", "prior")) + " | "
             + " / ".join(f"{row[f'two_sample_{kind}']:.3f}" for kind in ("real", "reconstruction", "prior"))
-            + f" | {balance} | {row['minutes']:.1f} |")
+            + f" | {prior} | {balance} | {'' if row.get('minutes') is None else format(row['minutes'], '.1f')} |")
     return "\n".join(lines)
+
+
+def run_rows(folders):
+    """Rows of laptop-scale runs recorded under docs/runs/: each folder's vision_metrics.json and, for a
+    VAE/GAN, the last epoch of its vaegan_training_log.csv; the variant is the folder's name."""
+    return [{"variant": Path(folder).name, **json.loads((Path(folder) / "vision_metrics.json").read_text()),
+             **last_epoch_balance(Path(folder) / "vaegan_training_log.csv")} for folder in folders]
+
+
+def figure(names, args):
+    """The held-out frames, reconstructions and prior samples (the same z) of trained variants in one
+    figure (stages.vision.comparison_figure), written to the first variant's experiment: its path."""
+    configs = {name: for_vision(variant_config(name, args), VARIANTS[name][0]) for name in names}
+    missing = [name for name in names if not model_path(configs[name], VARIANTS[name][0]).exists()]
+    if missing:
+        sys.exit(f"--figure: {', '.join(missing)} not trained under {args.results_dir}; run them first")
+    models = {name: load_vision_model(model_path(config, VARIANTS[name][0]), config.z_size)
+              for name, config in configs.items()}
+    return comparison_figure(configs[names[0]], models)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--episodes", type=int, default=24, help="the first this many laptop rollouts")
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--holdout_fraction", type=float, default=0.1,
+                        help="0.05 with --episodes 100 holds out the laptop config's own held-out episodes")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--results_dir", default=str(ROOT / "results" / "bench" / "vaegan_stability"))
     parser.add_argument("--record", default=str(ROOT / "results" / "bench" / "vaegan_stability" / "record.json"))
-    parser.add_argument("--from_record", help="print this record's table and stop")
+    parser.add_argument("--from_record", help="print this record's table (after --from_runs' rows) and stop")
+    parser.add_argument("--from_runs", nargs="+", help="print the table of these run records (folders with a "
+                        "vision_metrics.json, such as docs/runs/laptop_vaegan_v2) and stop")
+    parser.add_argument("--figure", nargs="+", choices=list(VARIANTS),
+                        help="draw these trained variants' reconstructions and prior samples side by side and stop")
     args = parser.parse_args()
-    if args.from_record:
-        print(table(json.loads(Path(args.from_record).read_text())["rows"]))
+    if args.figure:
+        print(f"wrote {figure(args.figure, args)}")
+        return
+    if args.from_record or args.from_runs:  # both: the runs' rows, then the record's
+        print(table((run_rows(args.from_runs) if args.from_runs else [])
+                    + (json.loads(Path(args.from_record).read_text())["rows"] if args.from_record else [])))
         return
     if len(list_episodes(ROLLOUTS)) < args.episodes:
         sys.exit(f"{ROLLOUTS}: fewer than {args.episodes} episodes; run "

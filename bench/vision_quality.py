@@ -14,7 +14,7 @@ and the MDN-RNN's one-step predictions decoded to pixels against the real next f
 measure that compares world models across latent spaces).
 Outputs stay under results_dir (default results/bench): a rerun reuses the rollouts and finished
 models. Besides each model's own figures (<vision>/figures/), one figure holds held-out frames, the
-three models' reconstructions and prior samples of both VAE/GANs: <exp_name>/vae_vs_vaegan.png.
+three models' reconstructions and their prior samples: <exp_name>/vae_vs_vaegan.png.
 """
 
 import sys
@@ -25,15 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "WorldModels"))
 import common.tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
 
 # isort: split
-import numpy as np
 
-from common.config import experiment_dir, for_vision, parse_config, record_dir
-from common.plots import image_rows, save_figure
+from common.config import for_vision, parse_config, record_dir
 from evaluate_vision import format_table
 from stages.memory import encode_series, prediction_pixel_errors, train_memory
 from stages.rollouts import extract
-from stages.vision import evaluate_vision, held_out_frames, load_vision_model, model_path, train_vision
-from stages.vision_metrics import as_uint8
+from stages.vision import comparison_figure, evaluate_vision, load_vision_model, model_path, train_vision
 from timing import machine_description, publish
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,18 +65,6 @@ def world_model(config, vision):
     train_memory(config)
     metrics = evaluate_vision(config, visions=(vision,))[vision]
     return metrics, prediction_pixel_errors(config, load_vision_model(model_path(config, vision)))
-
-
-def comparison_figure(config, models, count=8):
-    """Held-out frames (past the zoom-in of an episode's first 50 steps), each model's reconstructions
-    and the VAE/GANs' decoded prior samples (the same z for both), in one figure; returns its path."""
-    _, held_out, _ = held_out_frames(config)
-    frames = np.concatenate([np.load(info.path)["obs"][60::40][:2] for info in held_out])[:count]
-    prior_z = np.random.default_rng(0).standard_normal((count, config.z_size)).astype("float32")
-    rows = [("held-out", frames)]
-    rows += [(name, as_uint8(model(frames.astype("float32") / 255.0))) for name, model in models.items()]
-    rows += [(f"{name} prior", as_uint8(model.decode(prior_z))) for name, model in models.items() if name != "vae"]
-    return save_figure(image_rows(rows), experiment_dir(config) / "vae_vs_vaegan.png")
 
 
 def main():

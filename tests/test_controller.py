@@ -23,7 +23,14 @@ from controller import (
 from env import DreamBatch, DreamEnv, make_env
 from rnn.rnn import MDNRNN
 from stages.agent import Agent, episode_seeds, play_dreams, play_episodes
-from stages.evaluation import compare_scores, describe_scores, evaluation_scores, mean_interval
+from stages.evaluation import (
+    compare_scores,
+    controller_evaluated,
+    describe_scores,
+    evaluation_scores,
+    mean_interval,
+    write_evaluation,
+)
 from stages.evolution import cma_seed, held_out_seeds, training_seeds
 from vae.vae import ConvVAE
 
@@ -227,6 +234,21 @@ def test_score_statistics_match_their_closed_forms():
     assert compare_scores(better, scores, paired=False)["p_t"] > 0.3  # unpaired, the shift drowns in the tracks
     same = compare_scores(scores, scores, paired=True)
     assert same["difference"] == 0 and same["p_t"] == same["p_rank"] == 1.0  # not NaN (the smoke scale's case)
+
+
+def test_an_evaluation_in_envpool_is_kept_beside_the_judges_and_each_is_found_again(tmp_path, make_config):
+    controller = tmp_path / "best.json"
+    controller.write_text("[[0.0], 0.0]")
+    judged = write_evaluation(make_config(), controller, [11, 12], np.array([10.0, 20.0]))
+    fast = write_evaluation(make_config("--env_backend", "envpool"), controller, [11, 12], np.array([30.0, 50.0]))
+    assert judged["env_backend"] == "gymnasium" and fast["env_backend"] == "envpool"
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "best.json", "best_evaluation.csv", "best_evaluation.json", "best_evaluation_envpool.csv",
+        "best_evaluation_envpool.json", "best_scores.png", "best_scores_envpool.png"]
+    assert evaluation_scores(controller)[1].tolist() == [10.0, 20.0]
+    assert evaluation_scores(controller, "envpool")[1].tolist() == [30.0, 50.0]
+    assert controller_evaluated(make_config(), controller, 2)["mean"] == 15.0
+    assert controller_evaluated(make_config("--env_backend", "envpool"), controller, 2)["mean"] == 40.0
 
 
 def test_scores_are_read_back_and_a_missing_table_is_named(tmp_path):

@@ -60,7 +60,7 @@ def test_the_pipeline_builds_both_world_models_and_the_report_then_skips_what_is
         assert set(json.loads((folder / "stage_times.json").read_text())) == {"controller", "evaluation"}
     report = experiment_dir(config) / "report.md"
     rows = table_rows(report.read_text())
-    assert len(rows) == 24 and not any(f"| {MISSING} |" in row or row.endswith(f"{MISSING} |") for row in rows)
+    assert len(rows) == 26 and not any(f"| {MISSING} |" in row or row.endswith(f"{MISSING} |") for row in rows)
     cells = {row.split(" | ")[0][2:]: row.split(" | ")[1:] for row in rows}
     for column, vision in enumerate(("vae", "vaegan")):  # each column holds its own model's numbers
         folder = controller_dir(for_vision(config, vision))

@@ -50,10 +50,12 @@ def check_tasks_run_and_retry(tmp_path):
     assert len(reports) == 2  # one failure each, then a retry that works
 
 
-def check_extract_collects_the_same_episodes(make_config, tmp_path):
-    local = make_config(*EPISODES)
+def check_extract_collects_the_same_episodes(make_config, tmp_path, backend="gymnasium"):
+    """The same episode files from local workers and Ray tasks, in the simulator `backend`."""
+    local = make_config(*EPISODES, "--env_backend", backend, "--results_dir", tmp_path / f"local_{backend}")
     extract(local)
-    on_ray = make_config(*EPISODES, "--backend", "ray", "--results_dir", tmp_path / "ray_results")
+    on_ray = make_config(*EPISODES, "--env_backend", backend, "--backend", "ray",
+                         "--results_dir", tmp_path / f"ray_{backend}")
     extract(on_ray)
     for local_file, ray_file in zip(episode_files(local), episode_files(on_ray), strict=True):
         assert local_file.read_bytes() == ray_file.read_bytes()
@@ -80,5 +82,7 @@ def check_a_script_joins_a_running_cluster(address, tmp_path):
 def test_the_ray_backend_gives_what_the_local_one_gives(ray_instance, make_config, tmp_path):
     check_tasks_run_and_retry(tmp_path)
     check_extract_collects_the_same_episodes(make_config, tmp_path)
+    if importlib.util.find_spec("envpool"):  # a Ray task runs its own envpool environments
+        check_extract_collects_the_same_episodes(make_config, tmp_path, "envpool")
     check_the_controller_trains(make_config, tmp_path)
     check_a_script_joins_a_running_cluster(ray_instance, tmp_path)

@@ -17,6 +17,9 @@ from stages.vision_metrics import (
     frechet_distance,
     laplacian_variance,
     latent_usage,
+    noise_share,
+    precision_recall,
+    road_share,
     sharpness_ratio,
     two_sample_accuracy,
 )
@@ -465,6 +468,52 @@ def test_the_feature_network_is_fixed_by_its_seed():
     np.testing.assert_array_equal(first(images).numpy(), again(images).numpy())
     assert not np.allclose(first(images).numpy(), other(images).numpy())
     assert float(np.std(first(images).numpy(), axis=0).mean()) > 0, "features must vary with the image"
+
+
+def test_precision_recall_against_a_loop_over_points():
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(30, 4))  # samples: a narrow part of the data, and a cluster away from it
+    generated = np.concatenate([0.5 * rng.normal(size=(15, 4)), rng.normal(size=(10, 4)) + 4.0])
+
+    def share_covered(manifold, queries, k=3):  # the definition, point by point
+        radii = [sorted(np.linalg.norm(manifold - point, axis=1))[k] for point in manifold]
+        balls = list(zip(manifold, radii, strict=True))
+        return np.mean([any(np.linalg.norm(query - point) <= radius for point, radius in balls) for query in queries])
+
+    precision, recall = precision_recall(real, generated)
+    assert precision == pytest.approx(share_covered(real, generated)) and recall == pytest.approx(
+        share_covered(generated, real))
+    assert 0.0 < precision < 1.0 and 0.0 < recall < 1.0
+
+
+def test_precision_recall_tell_noise_from_mode_dropping():
+    rng = np.random.default_rng(1)
+    real = rng.normal(size=(400, 8))
+    assert min(precision_recall(real, rng.normal(size=(400, 8)))) > 0.7  # the same distribution
+    assert precision_recall(real, rng.normal(size=(400, 8)) + 20.0) == (0.0, 0.0)  # noise far from every frame
+    collapsed = np.repeat(real[:1], 400, axis=0)  # one real picture, drawn every time
+    assert precision_recall(real, collapsed) == (1.0, pytest.approx(1 / 400))
+    precision, recall = precision_recall(real, real[real[:, 0] > 1.0])  # real, but one part of the data only
+    assert precision == 1.0 and recall < 0.6
+    with pytest.raises(ValueError, match="more than k=3 points"):
+        precision_recall(real, real[:3])
+
+
+def test_noise_share_counts_the_images_sharper_than_any_real_frame():
+    real = frames(10, seed=1)
+    static = np.random.default_rng(2).uniform(0, 1, (4, 64, 64, 3)).astype(np.float32)  # a decoder's static
+    assert noise_share(real, frames(12, seed=3)) == 0.0
+    assert noise_share(real, np.concatenate([frames(12, seed=3), static])) == pytest.approx(4 / 16)
+
+
+def test_road_share_counts_the_road_grey_pixels():
+    grass, road, car, off_track = (np.array(colour, np.float32) for colour in (
+        [0.4, 0.8, 0.4], [0.4, 0.4, 0.4], [0.8, 0.0, 0.0], [0.0, 0.0, 0.0]))
+    image = np.broadcast_to(grass, (64, 64, 3)).copy()
+    image[:, 16:32] = road + 0.01  # a quarter of the width: a road tile's shade
+    image[60:, 20:24] = car
+    images = np.stack([image, np.broadcast_to(off_track, (64, 64, 3))])
+    assert road_share(images) == pytest.approx((64 * 16 - 4 * 4) / (64 * 64) / 2)
 
 
 def test_two_sample_accuracy_is_chance_for_one_distribution_and_high_for_two():

@@ -53,7 +53,7 @@ def log_rows(config, vision):
         return list(csv.DictReader(handle))
 
 
-REALISM_KEYS = [f"{measure}_{kind}" for measure in ("frechet", "two_sample")
+REALISM_KEYS = [f"{measure}_{kind}" for measure in ("frechet", "two_sample", "precision", "recall")
                 for kind in ("real", "reconstruction", "prior")]
 
 
@@ -68,9 +68,10 @@ def test_vae_training_writes_model_log_figures_and_metrics(tiny):
     assert json.loads((folder / "vision_metrics.json").read_text()) == metrics
     assert set(metrics) == {"vision", "mse", "ssim", "sharpness", "diversity", "prior_diversity", "latent_spread",
                             "informative_dimensions", "signal_to_noise", "kl_nats", "frames", "speed_r2",
-                            "on_road_accuracy", "on_road_majority", *REALISM_KEYS} and metrics["frames"] == 16
+                            "on_road_accuracy", "on_road_majority", "prior_noise_share", "road_share_real",
+                            "road_share_prior", *REALISM_KEYS} and metrics["frames"] == 16
     assert all(np.isfinite(metrics[key]) for key in REALISM_KEYS)
-    assert all(0.0 <= metrics[key] <= 1.0 for key in REALISM_KEYS if key.startswith("two_sample"))
+    assert all(0.0 <= metrics[key] <= 1.0 for key in REALISM_KEYS if not key.startswith("frechet"))
     frames = held_out_frames(config)[2]  # the latent spread: std of mu over the held-out frames, per dimension
     mu = load_vision_model(model_path(config, "vae")).encode(frames.astype(np.float32) / 255.0)[0].numpy()
     assert metrics["latent_spread"] == pytest.approx(float(np.mean(np.std(mu, axis=0))), rel=1e-4)
@@ -166,7 +167,7 @@ def test_evaluate_vision_script_prints_a_table(tiny):
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.strip().splitlines()
-    header, row, _, realism_header, realism_row = lines[-5:]
+    header, row, _, realism_header, realism_row, _, coverage_header, coverage_row = lines[-8:]
     assert header.split() == ["vision", "MSE", "SSIM", "sharpness", "diversity", "prior", "div", "frames", "speed",
                               "R2", "on-road", "acc", "(majority)"]
     assert row.split()[0] == "vae" and len(row.split()) == 10  # the probe's three figures: episodes record speed
@@ -175,6 +176,15 @@ def test_evaluate_vision_script_prints_a_table(tiny):
     metrics = json.loads((vision_dir(config, "vae") / "vision_metrics.json").read_text())
     assert realism_row.split() == ["vae", *(f"{metrics[f'frechet_{kind}']:.3g}" for kind in FRECHET_ORDER),
                                    *(f"{metrics[f'two_sample_{kind}']:.3f}" for kind in FRECHET_ORDER)]
+    assert coverage_header.split() == ["vision", "precision:", "reconstructions", "prior", "real", "recall:",
+                                       "reconstructions", "prior", "real", "prior", "noise", "road:", "prior",
+                                       "frames"]
+    assert coverage_row.split() == ["vae", *(f"{metrics[f'{measure}_{kind}']:.3f}"
+                                             for measure in ("precision", "recall") for kind in FRECHET_ORDER),
+                                    *(f"{metrics[key]:.3f}" for key in ("prior_noise_share", "road_share_prior",
+                                                                        "road_share_real"))]
+    figure = vision_dir(config, "vae").parent / "vae_vs_vaegan.png"
+    assert f"prior samples: {figure}" in result.stdout and figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_evaluation_without_a_trained_model_says_what_to_run(tiny):
@@ -250,3 +260,17 @@ def test_the_published_vaegan_variant_table_is_regenerated_from_its_record():
 
     record = json.loads((RUN_RECORDS / "vaegan_stability" / "record.json").read_text())
     assert vaegan_stability.table(record["rows"]) in (ROOT / "docs" / "results.md").read_text()
+
+
+def test_the_published_laptop_scale_vision_table_is_regenerated_from_its_records():
+    """The README's and docs/results.md's laptop-scale table (the laptop runs' vision_metrics.json, then the
+    laptop-scale bench record) is what `vaegan_stability.py --from_runs ... --from_record ...` prints."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import vaegan_stability
+
+    record = json.loads((RUN_RECORDS / "vaegan_stability_laptop" / "record.json").read_text())
+    published = vaegan_stability.table(vaegan_stability.run_rows(
+        [RUN_RECORDS / "laptop_vae_kl4", RUN_RECORDS / "laptop_vaegan_v2"]) + record["rows"])
+    assert record["episodes"] == 100 and record["epochs"] == 3  # the laptop config's scale
+    for document in ("README.md", "docs/results.md"):
+        assert published in (ROOT / document).read_text(), document

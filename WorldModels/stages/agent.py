@@ -93,13 +93,14 @@ def play_episodes(agent, config, parameters, seeds, trace=False, record=False, f
     Returns {"scores": (n,) summed rewards, "steps": (n,) int}. With trace, also "frames", "z" and
     "predicted" (the RNN's expected next z after each step), one array per episode, for GIFs; with
     record, what an episode file holds: "frames", "action", "reward", "done", "speed", "on_road"
-    per episode and "track_tiles", "tiles_visited" (n,). action_noise: std of Gaussian noise added to
-    the controller's tanh outputs (exploration when collecting rollouts), drawn from each episode's
-    own stream. The random draws of an episode never depend on the others in its batch; the networks'
-    outputs do, in the last bits (oneDNN computes a batch of 1 another way than a batch of 4), so an
-    episode is reproduced exactly by playing its whole batch again. full_episode: as extract.
-    stall_steps > 0 ends an episode once that many steps have passed without a new tile (a positive
-    reward), with stalled_score; "steps" counts the steps really played.
+    (these two where the simulator reports them: not envpool) per episode and "track_tiles",
+    "tiles_visited" (n,). action_noise: std of Gaussian noise added to the controller's tanh outputs
+    (exploration when collecting rollouts), drawn from each episode's own stream. The random draws of
+    an episode never depend on the others in its batch; the networks' outputs do, in the last bits
+    (oneDNN computes a batch of 1 another way than a batch of 4), so an episode is reproduced exactly
+    by playing its whole batch again. full_episode: as extract. stall_steps > 0 ends an episode once
+    that many steps have passed without a new tile (a positive reward), with stalled_score; "steps"
+    counts the steps really played.
     """
     parameters = np.asarray(parameters, np.float32)
     count, size = len(seeds), agent.rnn.rnn_size
@@ -110,7 +111,9 @@ def play_episodes(agent, config, parameters, seeds, trace=False, record=False, f
     h, c = np.zeros((count, size), np.float32), np.zeros((count, size), np.float32)
     scores, steps, alive = np.zeros(count), np.zeros(count, np.int64), np.ones(count, bool)
     last_tile = np.zeros(count, np.int64)  # the step of each episode's last new tile
-    keys = (("frames", "z", "predicted") if trace else ()) + (RECORDED if record else ())
+    reports_state = record and driving_state(envs[0]) is not None  # envpool does not report speed and on_road
+    keys = ((("frames", "z", "predicted") if trace else ())
+            + (tuple(key for key in RECORDED if reports_state or key not in ("speed", "on_road")) if record else ()))
     traces = [{key: [] for key in keys} for _ in range(count)]
     while alive.any():
         active = np.flatnonzero(alive)
@@ -127,7 +130,7 @@ def play_episodes(agent, config, parameters, seeds, trace=False, record=False, f
                 seen = {"frames": frames[index].copy(), "z": z[row], "action": actions[row]}
                 if trace:
                     seen["predicted"] = predicted[row]
-                if record:
+                if reports_state:
                     seen["speed"], seen["on_road"] = driving_state(envs[index])
             frame, reward, terminated, truncated, _ = envs[index].step(actions[row])
             alive[index] = not (terminated or truncated)

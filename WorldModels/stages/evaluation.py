@@ -5,6 +5,8 @@ evaluate_controller writes, beside the controller file <name>.json:
     <name>_evaluation.json   mean, std, min, max over the episodes, and what was evaluated (the
                              controller file's SHA-256 and the settings the scores depend on)
     <name>_scores.png        a histogram of the scores
+in gymnasium's CarRacing (env_backend=gymnasium, the judge); in envpool's, the same files with _envpool
+before the extension (<name>_evaluation_envpool.csv ...), so that neither replaces the other.
 Episodes use fixed seeds (agent.episode_seeds(seed, "evaluate", ...)), so two controllers evaluated
 with the same config meet the same tracks. evaluate_best (pipeline.py's last stage) does this for
 train.py's best.json with evaluate_episodes episodes, and adds best_agent.gif and best_dream.gif.
@@ -19,6 +21,7 @@ import numpy as np
 from PIL import Image
 from scipy import stats
 
+from common.config import LEGACY_VALUES
 from common.errors import UserFacingError
 from common.files import atomic_path, file_sha256, write_json_atomic, write_text_atomic
 from common.plots import save_figure
@@ -41,24 +44,34 @@ def load_for_config(path, config):
 
 
 # The settings a controller's scores depend on, besides its file and the world model.
-EVALUATION_SETTINGS = ("env_name", "max_frames", "seed", "vision", "controller_z", "exp_mode", "state_space")
+EVALUATION_SETTINGS = ("env_name", "env_backend", "max_frames", "seed", "vision", "controller_z", "exp_mode",
+                       "state_space")
 
 
-def summary_path(path):
-    """<name>_evaluation.json of the controller file <name>.json."""
-    return path.with_name(f"{path.stem}_evaluation.json")
+def evaluation_file(path, name, backend="gymnasium"):
+    """<stem>_<name> beside the controller file <stem>.json (name: evaluation.csv, evaluation.json or
+    scores.png) for its evaluation in gymnasium's CarRacing, the judge; in envpool's, <stem>_evaluation_
+    envpool.csv and so on, kept beside it."""
+    base, extension = name.rsplit(".", 1)
+    suffix = "" if backend == "gymnasium" else f"_{backend}"
+    return Path(path).with_name(f"{Path(path).stem}_{base}{suffix}.{extension}")
+
+
+def summary_path(path, backend="gymnasium"):
+    """<name>_evaluation.json of the controller file <name>.json (see evaluation_file)."""
+    return evaluation_file(path, "evaluation.json", backend)
 
 
 def controller_evaluated(config, path, episodes):
     """The summary of an evaluation of the controller file `path` over `episodes` episodes with the
     config's settings, or None if there is none (or the file or the settings have changed since)."""
     try:
-        summary = json.loads(summary_path(path).read_text())
+        summary = json.loads(summary_path(path, config.env_backend).read_text())
     except (OSError, ValueError):
         return None
     wanted = {"controller_sha256": file_sha256(path), "episodes": episodes,
               **{key: getattr(config, key) for key in EVALUATION_SETTINGS}}
-    return summary if all(summary.get(key) == value for key, value in wanted.items()) else None
+    return summary if all(summary.get(key, LEGACY_VALUES.get(key)) == value for key, value in wanted.items()) else None
 
 
 def evaluate_controller(config, path, episodes):
@@ -78,24 +91,25 @@ def write_evaluation(config, path, seeds, scores):
     """Write the evaluation files of the controller file `path` (its scores, per episode seed, and their
     summary and histogram beside it); returns the summary."""
     episodes = len(scores)
-    stem = path.with_name(path.stem)
     table = io.StringIO()
     writer = csv.writer(table)
     writer.writerow(["episode", "seed", "score"])
     writer.writerows([index, seed, score] for index, (seed, score) in enumerate(zip(seeds, scores, strict=True)))
-    write_text_atomic(f"{stem}_evaluation.csv", table.getvalue())
+    write_text_atomic(evaluation_file(path, "evaluation.csv", config.env_backend), table.getvalue())
     summary = {"controller": str(path), "episodes": episodes, "mean": float(scores.mean()),
                "std": float(scores.std()), "ci95": list(mean_interval(scores)) if episodes > 1 else None,
                "min": float(scores.min()), "max": float(scores.max()),
                "controller_sha256": file_sha256(path), **{key: getattr(config, key) for key in EVALUATION_SETTINGS}}
-    write_json_atomic(summary_path(path), summary)
-    save_figure(score_histogram(scores, f"{path.name} ({config.vision}): {episodes} episodes"), f"{stem}_scores.png")
+    write_json_atomic(summary_path(path, config.env_backend), summary)
+    save_figure(score_histogram(scores, f"{path.name} ({config.vision}, {config.env_backend}): {episodes} episodes"),
+                evaluation_file(path, "scores.png", config.env_backend))
     return summary
 
 
-def evaluation_scores(path):
-    """(seeds int64, scores float64), per episode, that evaluate_controller wrote for the controller file `path`."""
-    table = Path(path).with_name(f"{Path(path).stem}_evaluation.csv")
+def evaluation_scores(path, backend="gymnasium"):
+    """(seeds int64, scores float64), per episode, that evaluate_controller wrote for the controller file
+    `path` (in the simulator `backend`)."""
+    table = evaluation_file(path, "evaluation.csv", backend)
     try:
         with table.open(newline="") as handle:
             rows = list(csv.DictReader(handle))
@@ -169,7 +183,7 @@ def evaluate_best(config):
     real_episode_gif(config, parameters, gifs["agent"], seed)
     dream_gif(config, parameters, gifs["dream"], seed)
     print(f"{path}: {describe_scores(summary)}, min {summary['min']:.1f}, max {summary['max']:.1f}; scores "
-          f"{path.with_name('best_evaluation.csv')}; "
+          f"{evaluation_file(path, 'evaluation.csv', config.env_backend)}; "
           f"GIFs {gifs['agent']}, {gifs['dream']}")
     return summary
 

@@ -42,7 +42,8 @@ from common.progress import progress_bar
 from controller import load_controller, num_parameters, reduce_scores, save_controller, weight_decay_penalty
 from stages.agent import CMA_STREAM, episode_seeds, load_dream, play_dreams, score_episodes
 
-SETTINGS = ("z_size", "rnn_size", "exp_mode", "state_space", "max_frames", "seed", "dream_env", "rnn_temperature",
+SETTINGS = ("z_size", "rnn_size", "exp_mode", "state_space", "env_backend", "max_frames", "seed", "dream_env",
+            "rnn_temperature",
             "controller_optimizer", "controller_num_episode", "controller_num_test_episode", "controller_eval_steps",
             "controller_num_worker", "controller_num_worker_trial", "controller_sigma_init", "controller_batch_mode",
             "controller_weight_decay", "controller_z", "controller_stall_steps", "controller_init", "controller_seed")

@@ -111,6 +111,15 @@ def _column(config, model, frames, probe, reference):
         "cannot): reconstructions / prior samples (the held-out frames themselves)": (
             f"{metrics['two_sample_reconstruction']:.3f} / {metrics['two_sample_prior']:.3f} "
             f"({metrics['two_sample_real']:.3f})"),
+        "precision / recall in the same features (the share of samples among real frames / of real frames "
+        "the samples cover): reconstructions / prior samples (the held-out frames themselves)": (
+            " / ".join(f"{metrics[f'precision_{kind}']:.3f}, {metrics[f'recall_{kind}']:.3f}"
+                       for kind in ("reconstruction", "prior")) + f" ({metrics['precision_real']:.3f}, "
+            f"{metrics['recall_real']:.3f})" if "precision_prior" in metrics else MISSING),
+        "prior samples that are static (sharper than 3x the sharpest real frame); their share of road pixels "
+        "(the held-out frames')": (f"{metrics['prior_noise_share']:.3f}; {metrics['road_share_prior']:.3f} "
+                                   f"({metrics['road_share_real']:.3f})" if "prior_noise_share" in metrics
+                                   else MISSING),
         "latent dimensions where a sample of z is more signal than noise (std of mu > rms sigma), of z_size; "
         "median signal-to-noise": (f"{metrics['informative_dimensions']} of {config.z_size}; "
                                    f"{metrics['signal_to_noise']:.2f}"),

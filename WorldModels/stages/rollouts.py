@@ -36,9 +36,9 @@ MAX_ATTEMPTS = 100  # tries to get one episode of at least min_frames before giv
 # A round of rollouts never mixes these settings (checked against record/extract.config, or
 # extract_roundNN.config for later rounds); each episode file stores the whole config, so that it
 # can be regenerated from the file alone.
-DATA_KEYS = ("env_name", "max_frames", "min_frames", "full_episode", "extract_policy", "extract_brownian_dt",
-             "extract_linear_stdev", "extract_original_scale", "extract_controller", "extract_action_noise",
-             "extract_batch_size", "seed")
+DATA_KEYS = ("env_name", "env_backend", "max_frames", "min_frames", "full_episode", "extract_policy",
+             "extract_brownian_dt", "extract_linear_stdev", "extract_original_scale", "extract_controller",
+             "extract_action_noise", "extract_batch_size", "seed")
 
 
 def episode_path(folder, index, round_number=0):
@@ -89,18 +89,22 @@ def run_episode(config, seed, policy_factory=None):
     frame, _ = env.reset()
     rng = np.random.default_rng(policy_seed)
     # a factory that reads the environment's state (pursuit_driver) takes it as its second argument
-    act = policy_factory(rng, env) if getattr(policy_factory, "reads_env", False) else policy_factory(rng)
+    reads_env = getattr(policy_factory, "reads_env", False)
+    if reads_env and driving_state(env) is None:
+        raise UserFacingError(f"{getattr(policy_factory, '__name__', 'this policy')} reads the car's and the track's "
+                              "state, which envpool does not report; use env_backend=gymnasium")
+    act = policy_factory(rng, env) if reads_env else policy_factory(rng)
     steps = {key: [] for key in ("obs", "action", "reward", "done", "speed", "on_road")}
     done = False
     while not done:
-        speed, on_road = driving_state(env)
+        state = driving_state(env) or (None, None)  # None: the simulator does not report them (envpool)
         action = act(frame)
         next_frame, reward, terminated, truncated, _ = env.step(action)
         done = terminated or truncated
-        for key, value in zip(steps, (frame, action, reward, done, speed, on_road), strict=True):
+        for key, value in zip(steps, (frame, action, reward, done, *state), strict=True):
             steps[key].append(value)
         frame = next_frame
-    episode = {key: np.array(values) for key, values in steps.items()}
+    episode = {key: np.array(values) for key, values in steps.items() if values[0] is not None}
     episode.update(track_tiles=track_tiles(env), tiles_visited=tiles_visited(env))
     env.close()
     return episode
@@ -116,7 +120,8 @@ def play_rollouts(config, seeds, policy_factory=None):
     parameters = np.stack([parameters_of(np.random.default_rng(seed)) for seed in policy_seeds])
     played = play_episodes(agent, agent_config, parameters, list(track_seeds), record=True,
                            full_episode=config.full_episode, action_noise=action_noise)
-    return [{"obs": played["frames"][row], **{key: played[key][row] for key in RECORDED if key != "frames"},
+    recorded = [key for key in RECORDED if key in played and key != "frames"]  # speed, on_road: not from envpool
+    return [{"obs": played["frames"][row], **{key: played[key][row] for key in recorded},
              "track_tiles": played["track_tiles"][row], "tiles_visited": played["tiles_visited"][row]}
             for row in range(len(seeds))]
 
@@ -159,7 +164,7 @@ def collect_episodes(config, indices, policy_factory=None, policy_name=None, kee
             if index not in keep:  # played only because its batch is played whole
                 continue
             payload = episode_bytes(episode["obs"], episode["action"], episode["reward"], episode["done"],
-                                    episode["track_tiles"], speed=episode["speed"], on_road=episode["on_road"],
+                                    episode["track_tiles"], speed=episode.get("speed"), on_road=episode.get("on_road"),
                                     seed=np.uint64(seed), batch_seeds=np.array(seeds, np.uint64),
                                     policy=policy_name or config.extract_policy, settings=settings,
                                     tiles_visited=np.int64(episode["tiles_visited"]), **extra)

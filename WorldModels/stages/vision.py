@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from common.checkpoints import TrainingCheckpoint, load_upgraded, truncate_log
-from common.config import VISIONS, record_dir, settings_match, stage_folder, vision_dir
+from common.config import VISIONS, experiment_dir, record_dir, settings_match, stage_folder, vision_dir
 from common.data import array_dataset, frame_dataset, load_frames, load_steps, split_episodes
 from common.episodes import FRAME_SHAPE, check_values, list_episodes
 from common.errors import UserFacingError
@@ -34,7 +34,9 @@ from stages.vision_metrics import (
     latent_means,
     latent_statistics,
     latent_usage,
+    noise_share,
     realism,
+    road_share,
 )
 from vae.layers import rename_legacy_decoder_layers
 from vae.vae import ConvVAE
@@ -138,18 +140,22 @@ def decoded_prior_samples(model, count, seed=0, batch_size=250):
 
 def vision_metrics(model, validation_frames, probe, reference):
     """evaluate_reconstructions on the held-out frames, the diversity of decoded prior samples
-    against the frames', the spread of the latent means, how much of z is used (latent_usage), a
+    against the frames', the share of them that is noise and their share of road pixels beside the
+    frames' (noise_share, road_share), the spread of the latent means, how much of z is used (latent_usage), a
     VAE/GAN's discriminator scores, the driving probe when `probe` (probe_steps) is given, and how
     real three sets of images look against `reference` (real frames of training episodes, uint8, as
     many as the held-out ones; reference_frames) to judges no model trained (stages/vision_metrics.py:
     realism): the held-out frames themselves (the floor: real frames of other tracks), their
-    reconstructions, and as many decoded prior samples: frechet_<set> and two_sample_<set>, with
-    <set> real, reconstruction and prior. Each set is independent of the reference, so the three
-    are comparable, and the reconstructions differ from the floor only by being reconstructed."""
+    reconstructions, and as many decoded prior samples: frechet_<set>, two_sample_<set>,
+    precision_<set> and recall_<set>, with <set> real, reconstruction and prior. Each set is
+    independent of the reference, so the three are comparable, and the reconstructions differ from
+    the floor only by being reconstructed."""
     metrics, reconstructions = evaluate_reconstructions(model, validation_frames)
     frames = validation_frames.astype("float32") / 255.0
     samples = decoded_prior_samples(model, len(frames))
     metrics["prior_diversity"] = diversity_ratio(frames, samples[:PRIOR_SAMPLES])
+    metrics["prior_noise_share"] = noise_share(frames, samples)
+    metrics["road_share_real"], metrics["road_share_prior"] = road_share(frames), road_share(samples)
     metrics.update(latent_usage(*latent_statistics(model, validation_frames)))
     if isinstance(model, VAEGAN):  # what its discriminator makes of each kind of image
         metrics.update(model.discriminator_scores(frames[:PRIOR_SAMPLES], prior_latents(PRIOR_SAMPLES, model.z_size)))
@@ -159,8 +165,8 @@ def vision_metrics(model, validation_frames, probe, reference):
                                      latent_means(model, held_out["obs"]), held_out))
     judged = realism(reference.astype("float32") / 255.0, {
         "real": frames, "reconstruction": reconstructions.astype("float32") / 255.0, "prior": samples})
-    for name, (distance, accuracy) in judged.items():
-        metrics[f"frechet_{name}"], metrics[f"two_sample_{name}"] = distance, accuracy
+    for name, measures in judged.items():
+        metrics.update({f"{measure}_{name}": value for measure, value in measures.items()})
     return metrics
 
 
@@ -265,6 +271,20 @@ def train_vision(config, vision):
           f"sharpness {metrics['sharpness']:.3f}\nmodel {model_path(config, vision)}; "
           f"log {folder / 'training_log.csv'}; figures {folder / 'figures'}")
     return metrics
+
+
+def comparison_figure(config, models, count=FIGURE_FRAMES):
+    """Held-out frames (past the zoom-in of an episode's first 50 steps), each model's reconstructions
+    and each model's decoded prior samples (the same z for every model), in one figure:
+    <experiment>/vae_vs_vaegan.png. `models` is {label: trained vision model}; returns the path."""
+    _, held_out, _ = held_out_frames(config)
+    episodes = [np.load(info.path)["obs"] for info in held_out]
+    frames = np.concatenate([obs[min(60, len(obs) - 1)::40][:2] for obs in episodes])[:count]
+    prior_z = prior_latents(count, config.z_size)
+    rows = [("held-out", frames)]
+    rows += [(label, reconstruct(model, frames)) for label, model in models.items()]
+    rows += [(f"{label} prior", as_uint8(model.decode(prior_z))) for label, model in models.items()]
+    return save_figure(image_rows(rows), experiment_dir(config) / "vae_vs_vaegan.png")
 
 
 def _other_vision_rows(config, vision, frames):

@@ -77,6 +77,28 @@ def diversity_ratio(frames, images):
     return float(np.mean(np.var(images, axis=0)) / np.mean(np.var(frames, axis=0)))
 
 
+NOISE_SHARPNESS = 3.0  # an image whose Laplacian varies this many times more than the sharpest real frame's is noise
+
+
+def noise_share(frames, images):
+    """The share of `images` that are noise: their Laplacian variance is over NOISE_SHARPNESS times the
+    largest of the real `frames` (both float (n, 64, 64, 3) in [0, 1]). No real frame is; a decoder
+    that draws static in parts of the prior is caught here, where a mean over images would hide it."""
+    sharpest = float(np.max(laplacian_variance(frames)))
+    return float(np.mean(np.asarray(laplacian_variance(images)) > NOISE_SHARPNESS * sharpest))
+
+
+def road_share(images):
+    """The mean share of road pixels in float images (n, 64, 64, 3) in [0, 1]: grey (the channels within
+    0.06 of each other) of CarRacing's road brightness (their mean 0.3 to 0.5; the road is 0.4 to 0.42,
+    grass green, the car red, the off-track black). Real frames: ~9%; a model that never draws the
+    road: ~0."""
+    images = np.asarray(images, np.float32)
+    grey = (images.max(axis=-1) - images.min(axis=-1)) < 0.06
+    brightness = images.mean(axis=-1)
+    return float(np.mean(grey & (brightness > 0.3) & (brightness < 0.5)))
+
+
 def latent_statistics(model, frames, batch_size=256):
     """The encoder's (mu, logvar) of uint8 frames (n, 64, 64, 3), in batches: float32 (n, z_size) each."""
     batches = [model.encode(np.asarray(frames[start:start + batch_size], np.float32) / 255.0)
@@ -163,6 +185,32 @@ def _symmetric_root(matrix):
     return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
 
 
+def _distances(points_a, points_b):
+    """Euclidean distances between the rows of (n, d) and (m, d): float64 (n, m)."""
+    squared = (np.sum(points_a ** 2, axis=1)[:, None] + np.sum(points_b ** 2, axis=1)[None, :]
+               - 2.0 * points_a @ points_b.T)
+    return np.sqrt(np.clip(squared, 0.0, None))
+
+
+def precision_recall(real_features, generated_features, k=3):
+    """Improved precision and recall (Kynkaanniemi et al. 2019) of generated features (m, d) against
+    real ones (n, d). Each set's manifold is the union of balls around its points, each as wide as the
+    distance to the point's k-th nearest neighbour in its own set. precision: the share of generated
+    points inside the real manifold (how many samples look real; noise samples fall outside), recall:
+    the share of real points inside the generated manifold (how much of the data the samples cover; a
+    model that never draws the road misses the frames with road). Returns (precision, recall) in [0, 1]."""
+    real, generated = np.asarray(real_features, np.float64), np.asarray(generated_features, np.float64)
+    if min(len(real), len(generated)) <= k:
+        raise ValueError(f"precision_recall needs more than k={k} points in each set, got {len(real)} and "
+                         f"{len(generated)}")
+
+    def share_covered(manifold, queries):
+        radii = np.sort(_distances(manifold, manifold), axis=1)[:, k]  # column 0 is the point itself
+        return float(np.mean(np.any(_distances(queries, manifold) <= radii[None, :], axis=1)))
+
+    return share_covered(real, generated), share_covered(generated, real)
+
+
 FEATURE_SEED = 20161231  # the fixed judge's weights: the same on every machine (numpy, not a framework RNG)
 FEATURE_CHANNELS = (16, 32, 64, 64)
 
@@ -235,10 +283,16 @@ def two_sample_accuracy(real, generated, epochs=8, batch_size=64, seed=0):
 
 def realism(reference, image_sets, network=None):
     """How real each set of images looks, judged against the real `reference` frames (float in [0, 1],
-    n of them) by the fixed feature network and a fresh two-sample classifier: {name: (Frechet
-    distance, two-sample accuracy)} for every set in image_sets {name: images (n, 64, 64, 3)}."""
+    n of them) by the fixed feature network and a fresh two-sample classifier: {name: {"frechet":
+    Frechet distance, "two_sample": two-sample accuracy, "precision": ..., "recall": ...}} for every
+    set in image_sets {name: images (n, 64, 64, 3)} (precision_recall in the same features)."""
     network = network or feature_network()
     reference_features = image_features(network, reference)
-    return {name: (frechet_distance(reference_features, image_features(network, images)),
-                   two_sample_accuracy(reference, images))
-            for name, images in image_sets.items()}
+    judged = {}
+    for name, images in image_sets.items():
+        features = image_features(network, images)
+        precision, recall = precision_recall(reference_features, features)
+        judged[name] = {"frechet": frechet_distance(reference_features, features),
+                        "two_sample": two_sample_accuracy(reference, images),
+                        "precision": precision, "recall": recall}
+    return judged

@@ -87,7 +87,7 @@ def semantics(backend, seeds=(0, 1, 2)):
         still.append(changes[ZOOM_STEPS + 5:].mean())
         lengths.append(len(rewards))
         truncated_at_end.append(bool(truncated))
-    raw = raw_env(backend)
+    raw = RawEnv(backend)
     frame = raw.reset()[0]
     raw.close()
     return {"frame": f"{frame.shape} {frame.dtype}", "first_step_reward": float(np.mean(first_rewards)),
@@ -97,7 +97,7 @@ def semantics(backend, seeds=(0, 1, 2)):
             "frame_change_first_50": float(np.mean(zoom)), "frame_change_after": float(np.mean(still))}
 
 
-class raw_env:
+class RawEnv:
     """Each simulator's own 96x96 environment (for speed and the figure): reset() -> (frame, info),
     step(action) -> (frame, reward, done), close()."""
 
@@ -172,7 +172,7 @@ def speed(steps, repeats=3):
     actions = rng.uniform([-1, 0, 0], [1, 1, 1], (steps, 3)).astype(np.float32)
 
     def raw_run(backend, envs=1):
-        env = raw_env(backend, envs=envs)
+        env = RawEnv(backend, envs=envs)
         env.reset()
         for action in actions:
             env.step(action)
@@ -201,7 +201,7 @@ def figure(path, seeds=(0, 1)):
     rows = []
     for seed in seeds:
         for backend in BACKENDS:
-            env = raw_env(backend, seed=seed)
+            env = RawEnv(backend, seed=seed)
             frames = [env.reset()[0]]
             for _ in range(max(FIGURE_STEPS)):
                 frames.append(np.asarray(env.step(np.array([0.0, 0.3, 0.0], np.float32))[0]).reshape(96, 96, 3))

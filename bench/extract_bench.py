@@ -24,7 +24,7 @@ import argparse
 import numpy as np
 
 from common.config import parse_config
-from env_equivalence import raw_env
+from env_equivalence import RawEnv
 from stages.rollouts import extract
 from timing import machine_description, publish
 
@@ -33,7 +33,7 @@ PAPER_CONFIG = Path(__file__).resolve().parents[1] / "WorldModels" / "configs" /
 
 def raw_steps_per_second(steps, backend="gymnasium", seed=0):
     """The simulator's own CarRacing-v3 (96x96 frames) with random actions: the environment's own cost."""
-    env = raw_env(backend, seed=seed)
+    env = RawEnv(backend, seed=seed)
     env.reset()
     actions = np.random.default_rng(seed).uniform([-1, 0, 0], [1, 1, 1], (steps, 3)).astype(np.float32)
     started = time.perf_counter()

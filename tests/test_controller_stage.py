@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 import evaluate
-from common.config import vision_dir
+from common.config import vision_dir, with_values
 from common.errors import UserFacingError
 from conftest import SMOKE_CONFIG, save_untrained_world_model
 from controller import load_controller, num_parameters, save_controller
@@ -80,6 +80,8 @@ def test_real_and_dream_runs_keep_separate_folders_and_changes_are_refused(tiny)
     train_controller(second)
     assert (controller_dir(real) / "log.csv").read_text() == real_log
     assert controller_dir(second).name == "controller_seed1"
+    # a run in the other simulator from the same world model: beside gymnasium's, never over it
+    assert controller_dir(with_values(second, env_backend="envpool")).name == "controller_envpool_seed1"
     first_state, second_state = (pickle.loads((controller_dir(config) / "checkpoint.pkl").read_bytes())
                                  for config in (real, second))
     assert first_state["log"][0]["mean"] != second_state["log"][0]["mean"]  # other candidates, other tracks

@@ -2,12 +2,16 @@
 the dashboard cut, seeding, full episodes, the ending rules, and the tile counts read off the rewards."""
 
 import importlib.util
+import json
+import sys
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
 from common.errors import UserFacingError
+from conftest import RUN_RECORDS
 from env import (
     STEP_REWARD,
     CarRacingFrames,
@@ -19,6 +23,8 @@ from env import (
     tiles_visited,
     track_tiles,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # envpool is in requirements.txt; its cases are skipped only where it has no wheel (not Linux, Python < 3.11)
 NEEDS_ENVPOOL = pytest.mark.skipif(importlib.util.find_spec("envpool") is None, reason="envpool is not installed")
@@ -184,3 +190,15 @@ def test_both_simulators_drive_alike_under_the_same_steady_action(make_config):
     assert abs(gym_score - pool_score) < 6.0  # ~14 tiles of ~3.4 points each in 80 steps
     np.testing.assert_allclose(pool_colour, gym_colour, atol=4.0)  # envpool's palette is 2 levels lighter
     assert gym_zoom > 1.0 and abs(pool_zoom - gym_zoom) < 0.3 * gym_zoom
+
+
+def test_the_published_simulator_tables_are_regenerated_from_their_record():
+    """docs/results.md's tables of the two simulators are what `env_equivalence.py --from_record` prints from
+    its record in docs/runs/ (a figure there cannot drift from its record); the record is the full bench."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import env_equivalence
+
+    record = json.loads((RUN_RECORDS / "env_equivalence" / "record.json").read_text())
+    assert record["episodes"] == 30 and set(record["distributions"]) == {"steady", "brownian", "white"}
+    assert env_equivalence.tables(record) in (ROOT / "docs" / "results.md").read_text()
+

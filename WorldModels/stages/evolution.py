@@ -52,8 +52,10 @@ LOG_FIELDS = ("generation", "best", "mean", "worst", "sigma", "steps", "seconds"
 
 def controller_dir(config):
     """<vision>/controller_dream/ (dream_env), controller_warm/ (a real run from controller_init) or controller/;
-    with controller_seed k > 0, that name with _seed<k> (another CMA-ES run of the same world model)."""
+    with env_backend=envpool, that name with _envpool (a run in the other simulator, beside gymnasium's);
+    with controller_seed k > 0, then _seed<k> (another CMA-ES run of the same world model)."""
     name = "controller_dream" if config.dream_env else "controller_warm" if config.controller_init else "controller"
+    name += "_envpool" if config.env_backend == "envpool" else ""
     return vision_dir(config) / (f"{name}_seed{config.controller_seed}" if config.controller_seed else name)
 
 

@@ -18,7 +18,7 @@ from conftest import SMOKE_CONFIG, save_untrained_world_model
 from parallel_tasks import fail_first_time, square
 from stages.evolution import train_controller
 from stages.rollouts import extract
-from test_controller_stage import TINY, log_rows
+from test_evolution import TINY, log_rows
 from test_extract import episode_files
 from test_parallel import runner_config
 

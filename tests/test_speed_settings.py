@@ -1,5 +1,6 @@
 """The speed work of issue 11: the decoder's 1x1-input layer as a matrix product (same outputs,
-gradients and parameters as Keras's layer), models saved before it still load, and oneDNN on."""
+gradients and parameters as Keras's layer), models saved before it still load, oneDNN on; and
+TensorFlow's start-up without notices that read as errors."""
 
 import os
 import platform
@@ -15,6 +16,7 @@ import pytest
 import tensorflow as tf
 
 from common.checkpoints import TrainingCheckpoint
+from common.quiet_start import start_up_lines_to_show
 from stages.vision import WEIGHT_UPGRADES, load_vision_model
 from vae.layers import Conv2DTransposeOf1x1, conv2d_transpose_of_1x1, rename_legacy_decoder_layers
 from vae.vae import ConvVAE
@@ -139,3 +141,18 @@ def test_tensorflow_runs_with_onednn_unless_the_user_turns_it_off(setting, expec
     result = subprocess.run([sys.executable, "-c", code], cwd=WORLD_MODELS, env=environment, capture_output=True,
                             text=True, check=True)
     assert result.stdout.strip().splitlines()[-1] == expected
+
+
+def test_tensorflow_starts_without_notices_that_read_as_errors_and_real_lines_still_show():
+    """The start-up notices TensorFlow writes on a machine without a GPU (absl, cuInit, cuda drivers) are
+    dropped; any other line written during start-up is kept."""
+    code = ("import common.tensorflow_settings; import tensorflow as tf; import numpy as np; "
+            "layer = tf.keras.layers.LSTM(4); print(layer(np.ones((1, 2, 3), np.float32)).shape)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=WORLD_MODELS, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "(1, 4)"
+    for notice in ("E0000", "W0000", "absl::InitializeLog", "cuInit"):
+        assert notice not in result.stderr
+    captured = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+                "E0000 00:00:1 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error\n"
+                "E0000 00:00:1 other.cc:7] a real problem\n")
+    assert start_up_lines_to_show(captured) == "E0000 00:00:1 other.cc:7] a real problem\n"

@@ -11,19 +11,17 @@ import tensorflow as tf
 from common.errors import UserFacingError
 from stages.vision import load_vision_model
 from stages.vision_metrics import (
-    SharpnessRatio,
     evaluate_reconstructions,
     feature_network,
     frechet_distance,
-    laplacian_variance,
     latent_usage,
     noise_share,
     precision_recall,
     road_share,
-    sharpness_ratio,
     two_sample_accuracy,
 )
 from vae.layers import rename_legacy_decoder_layers
+from vae.sharpness import SharpnessRatio, laplacian_variance, sharpness_ratio
 from vae.vae import ConvVAE, build_decoder, build_encoder, floored_kl, kl_divergence, sample_latent, squared_error
 from vaegan.vaegan import (
     VAEGAN,

@@ -169,7 +169,7 @@ KEYS = {
                                    "scales the larsen discriminator's layer sizes (1: the authors')"),
     "vaegan_decoder": (_choice("larsen", "world_models"), "larsen",
                        "larsen: the authors' generator (fully connected to 8x8x256, transposed convolutions, batch "
-                       "normalisation); world_models: the ConvVAE's decoder (this project's first)"),
+                       "normalisation); world_models: the ConvVAE's decoder"),
     "vaegan_decoder_width": (_number(0.0, 1.0, low_inclusive=False), 1.0,
                              "scales the larsen decoder's layer sizes (1: the authors')"),
     "vaegan_real_label": (_number(0.5, 1.0, low_inclusive=False), 1.0, "discriminator's target for real frames "
@@ -204,8 +204,9 @@ KEYS = {
     "controller_num_episode": (positive_int, 16, "episodes per candidate per generation"),
     "controller_num_test_episode": (positive_int, 1024, "episodes of each evaluation of the mean"),
     "controller_eval_steps": (positive_int, 25, "evaluate the mean every this many generations"),
-    "controller_num_worker": (positive_int, 64, "population = controller_num_worker * controller_num_worker_trial"),
-    "controller_num_worker_trial": (positive_int, 1, "see controller_num_worker"),
+    "controller_num_worker": (positive_int, 64, "CMA-ES's population size (times controller_num_worker_trial; "
+                              "the original's name: not a number of processes, which is num_workers)"),
+    "controller_num_worker_trial": (positive_int, 1, "population = controller_num_worker * this"),
     "controller_sigma_init": (positive_float, 0.1, "initial CMA-ES step size"),
     "controller_stall_steps": (non_negative_int, 0, "a training episode in the real env ends after this many "
                                "steps without a new tile, charged the -0.1 a step it would still pay (0: full "
@@ -232,14 +233,12 @@ KEYS = {
 }
 
 
-# What runs saved before a key existed did: a saved config without the key is compared as if it
-# held this value (the first VAE/GAN's networks and losses; full training episodes; CMA-ES from zeros,
-# the first run of it).
+# A saved config without one of these keys is compared as if it held this value (docs/formats.md, "Older folders").
 LEGACY_VALUES = {"env_backend": "gymnasium", "controller_stall_steps": 0, "controller_init": "", "controller_seed": 0,
                  "vaegan_discriminator": "strided", "vaegan_discriminator_width": 1.0,
                  "vaegan_generator_loss": "minimax", "vaegan_real_label": 1.0, "vaegan_decoder": "world_models",
                  "vaegan_decoder_width": 1.0, "vaegan_passes": "one", "vaegan_discriminator_learning_rate": 0.0}
-# A key split off another: a saved config from before the split holds the value of the key it came from.
+# A saved config without the key holds the value of the key it was split from.
 LEGACY_SOURCES = {"vaegan_kl_tolerance": "vae_kl_tolerance"}
 
 

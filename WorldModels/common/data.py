@@ -140,12 +140,14 @@ def sequence_dataset(series, episodes, window, batch_size, seed, repeat=True):
     # a window may start at length - window + 1, so it can reach one step past the last frame
     steps = max(window, series["mu"].shape[1] + 1)
     arrays = {key: _padded(series[key][episodes], steps) for key in SERIES_KEYS}
-    dtypes = [tf.float16, tf.float16, tf.float16, tf.float16, tf.bool, tf.bool]
+    # float32 windows (the series stores float16): a float16 tensor in a graph makes oneDNN print a warning
+    dtypes = [tf.float32, tf.float32, tf.float32, tf.float32, tf.bool, tf.bool]
 
     def crop(index, draw):
         length = lengths[index]
         start = draw % (max(length - window + 1, 0) + 1)
         window_arrays = [arrays[key][index, start:start + window] for key in SERIES_KEYS]
+        window_arrays = [array.astype(np.float32) if array.dtype == np.float16 else array for array in window_arrays]
         return (*window_arrays, np.arange(start, start + window) < length)
 
     def to_dict(index, draw):
@@ -176,6 +178,7 @@ def validation_windows(series, episodes, window, seed):
                 pieces[key].append(_padded(piece, window)[0])
             pieces["mask"].append(np.arange(start, start + window) < length)
     windows = {key: np.stack(values) for key, values in pieces.items()}
-    mu, logvar = windows["mu"].astype(np.float32), windows["logvar"].astype(np.float32)
+    windows = {key: value.astype(np.float32) if value.dtype == np.float16 else value for key, value in windows.items()}
+    mu, logvar = windows["mu"], windows["logvar"]
     windows["z"] = mu + np.exp(0.5 * logvar) * np.random.default_rng(seed).standard_normal(mu.shape, np.float32)
     return windows

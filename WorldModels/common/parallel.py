@@ -20,7 +20,12 @@ import traceback
 from pathlib import Path
 
 from common.errors import UserFacingError
-from common.tensorflow_settings import QUIET_WORKERS_VARIABLE, quiet_start_ended
+from common.quiet_start import QUIET_WORKERS_VARIABLE, quiet_start_ended
+
+
+def worker_count(config):
+    """Worker processes on this machine: config.num_workers, where 0 means one per core."""
+    return config.num_workers or os.cpu_count() or 1
 
 
 class TaskFailedError(UserFacingError):
@@ -98,7 +103,7 @@ class LocalProcesses:
         # workers of a process that uses TensorFlow start it in their quiet start-up
         uses_tensorflow = "tensorflow" in sys.modules
         # spawn, not fork: a forked TensorFlow or pygame process can deadlock.
-        self.new_pool = lambda: pebble.ProcessPool(max_workers=config.num_workers or os.cpu_count() or 1,
+        self.new_pool = lambda: pebble.ProcessPool(max_workers=worker_count(config),
                                                    context=multiprocessing.get_context("spawn"),
                                                    initializer=quiet_start_ended, initargs=(uses_tensorflow,))
         self.pool = self.new_pool()

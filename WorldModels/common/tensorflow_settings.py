@@ -7,62 +7,27 @@ batch of 100): the ConvVAE's training step took 2.0 s with that fallback and 0.3
 and a float32 matrix product ran at ~100 against ~140 GFLOP/s. So oneDNN is turned on for every
 CPU, unless the user has set TF_ENABLE_ONEDNN_OPTS themselves (0 turns it off). It changes the
 order of floating-point sums, not the mathematics. GPUs are unaffected.
+
+A quiet start (common/quiet_start.py): the first import of this module in a script's process starts
+TensorFlow with its C++ start-up notices (`E0000 ... failed call to cuInit` on every machine without a
+GPU) kept off the screen; a real problem during start-up still shows.
 """
 
-import atexit
 import multiprocessing
 import os
 import sys
-import tempfile
 
 ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
 os.environ.setdefault(ONEDNN_VARIABLE, "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's INFO lines are noise for a researcher
 
-# Worker processes (common/parallel.py) would each repeat TensorFlow's start-up lines, which its C++
-# code writes before any log level applies. While a worker imports the modules of its parent's script
-# (this module is imported first), its stderr goes to a temporary file; quiet_start_ended(), its
-# initializer, drops what was written there and gives stderr back. A worker that dies before that
-# (say, an import error) replays the file at exit, so no message is lost.
-QUIET_WORKERS_VARIABLE = "WORLDMODELS_QUIET_WORKERS"
-_saved_stderr = _captured = None
+from common.quiet_start import QUIET_WORKERS_VARIABLE, start_tensorflow_quietly  # noqa: E402
 
-
-def _begin_quiet_start():
-    global _saved_stderr, _captured
-    _captured = tempfile.TemporaryFile()
-    _saved_stderr = os.dup(2)
-    os.dup2(_captured.fileno(), 2)
-    atexit.register(_end_quiet_start, replay=True)
-
-
-def _end_quiet_start(replay):
-    """Give stderr back; with replay, first write out what the start-up wrote while it was captured."""
-    global _saved_stderr, _captured
-    if _saved_stderr is None:
-        return
-    sys.stderr.flush()
-    os.dup2(_saved_stderr, 2)
-    os.close(_saved_stderr)
-    if replay:
-        _captured.seek(0)
-        os.write(2, _captured.read())
-    _captured.close()
-    _saved_stderr = _captured = None
-
-
-def quiet_start_ended(import_tensorflow=False):
-    """A worker's initializer: start TensorFlow (if the worker's parent uses it, or it is imported already)
-    and let it find its devices, still quietly; then restore stderr."""
-    if _saved_stderr is not None and (import_tensorflow or "tensorflow" in sys.modules):
-        import tensorflow as tf
-
-        tf.config.list_physical_devices()  # CUDA's start-up line, on a machine without one
-    _end_quiet_start(replay=False)
-
-
-if os.environ.get(QUIET_WORKERS_VARIABLE) and multiprocessing.current_process().name != "MainProcess":
-    _begin_quiet_start()
+# a worker's quiet start-up began when common.quiet_start was imported; the script's own process starts
+# TensorFlow here, quietly
+if not (os.environ.get(QUIET_WORKERS_VARIABLE) and multiprocessing.current_process().name != "MainProcess"):
+    if "tensorflow" not in sys.modules:
+        start_tensorflow_quietly()
 
 
 def onednn_enabled():

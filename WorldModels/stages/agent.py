@@ -18,6 +18,7 @@ import numpy as np
 from common.config import vision_dir
 from common.episodes import ACTION_SIZE
 from common.errors import UserFacingError
+from common.parallel import worker_count
 from controller import controller_features, linear_actions
 from env import STEP_REWARD, driving_state, make_env, tiles_visited, track_tiles
 
@@ -181,8 +182,7 @@ def limit_worker_threads(config):
     calls change nothing). Called in worker processes only."""
     import tensorflow as tf
 
-    workers = config.num_workers or os.cpu_count() or 1
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, (os.cpu_count() or 1) // worker_count(config))
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)

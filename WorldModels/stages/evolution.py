@@ -178,7 +178,7 @@ def train_controller(config):
         state = _restore(folder / "checkpoint.pkl", fingerprint)
         if controller_trained(config):
             print(f"CMA-ES already ran {len(state['log'])} generations on this world model; nothing to do")
-            _write_outputs(folder, config, state)  # as the checkpoint says (a folder from an older version)
+            _write_outputs(folder, config, state)  # as the checkpoint says (docs/formats.md, "Older folders")
             return _summarize(folder, config, state["best"])
         if state is None:
             state = _new_state(config, fingerprint)

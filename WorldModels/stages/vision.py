@@ -42,7 +42,8 @@ from vae.layers import rename_legacy_decoder_layers
 from vae.vae import ConvVAE
 from vaegan.vaegan import VAEGAN
 
-WEIGHT_UPGRADES = (rename_legacy_decoder_layers,)  # models and checkpoints saved by earlier versions still load
+# applied to every model and checkpoint loaded (docs/formats.md, "Older folders")
+WEIGHT_UPGRADES = (rename_legacy_decoder_layers,)
 FIGURE_FRAMES = 8
 # Settings a trained model depends on: a rerun with other values is refused rather than resumed.
 SETTINGS = {

@@ -16,8 +16,8 @@ import tensorflow as tf
 from keras import layers
 
 from common.episodes import FRAME_SHAPE
-from stages.vision_metrics import SharpnessRatio
 from vae.layers import Conv2DTransposeOf1x1
+from vae.sharpness import SharpnessRatio
 
 # -- the math ---------------------------------------------------------------------------------
 

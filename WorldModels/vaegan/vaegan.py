@@ -44,7 +44,7 @@ Two passes, as the authors' code (passes="two", their model/aegan.py): L_llike i
 (the decoder on z alone, Dis_l on [x, x~]) and L_GAN in a second (the decoder on [z, z_p] with z's
 gradient stopped, Dis on [x, x~, x_p]). With batch normalisation in the decoder, the pass that
 L_llike and the encoder see then normalises reconstructions only, not reconstructions mixed with
-prior samples. passes="one" (this project's first VAE/GAN) shares one decoder and one discriminator
+prior samples. passes="one" shares one decoder and one discriminator
 pass between the two losses: cheaper, but the prior samples then share the statistics L_llike is
 computed with, so L_llike also reaches the encoder through the samples.
 The authors weigh real against generated frames in L_GAN as 0.5 against 0.5 in all (each of the 2B
@@ -52,9 +52,9 @@ fakes 0.25, each real frame 0.5, summed); real_cost + fake_cost, each a mean, is
 up to a constant factor. The discriminator may learn at its own rate (compile's optimizers).
 real_label < 1 smooths the discriminator's targets for real frames (one-sided label smoothing);
 the equilibrium rule and the decoder's minimax term use the unsmoothed costs, and the logged
-discriminator_loss is the smoothed one it minimises. The first
-discriminator of this project ("strided": four stride-2 convolutions, no normalisation) stays
-selectable and is what models saved before this change load with.
+discriminator_loss is the smoothed one it minimises. A smaller discriminator ("strided": four
+stride-2 convolutions, no normalisation) is selectable for comparison. (Which settings models saved
+without them load with: docs/formats.md, "Older folders".)
 """
 
 import common.tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
@@ -120,8 +120,7 @@ def build_discriminator(architecture="larsen", feature_layer=4, width=1.0):
         and 256 filters, each with batch normalisation and ReLU; a fully connected layer of 512 with
         batch normalisation and ReLU; the logit. `width` scales every layer's size (1.0: theirs).
     strided: four 4x4 stride-2 "valid" convolutions (32, 64, 128, 256) with ReLU and the logit, no
-        normalisation and no fully connected layer (this project's first VAE/GAN; kept so its models
-        load and for comparison).
+        normalisation and no fully connected layer (for comparison).
     Dis_l is the output of convolution `feature_layer` (1-4), before its normalisation and activation,
     where the authors take it (their recon_depth=9 is the fourth convolution).
     """
@@ -361,5 +360,5 @@ class VAEGAN(ConvVAE):
 
     @classmethod
     def from_config(cls, config):
-        # Models saved before a setting existed say nothing of it: they had the first VAE/GAN's.
+        # a saved model without a setting loads with what it was trained with (docs/formats.md, "Older folders")
         return cls(**{"discriminator": "strided", "decoder": "world_models", "passes": "one", **config})

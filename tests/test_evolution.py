@@ -30,6 +30,9 @@ TINY = ["--z_size", 4, "--rnn_size", 8, "--max_frames", 15, "--min_frames", 5, "
         "--controller_eval_steps", 1, "--agent_batch_size", 3, "--controller_max_generations", 1]
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
 @pytest.fixture
 def tiny(make_config):
     """make_config with TINY settings, and an untrained world model of those sizes in its vae/ folder."""
@@ -155,6 +158,15 @@ def test_evaluate_scores_a_controller_and_writes_gifs(tiny, tmp_path):
     assert best.with_name("best_scores.png").exists()
     gif = Image.open(tmp_path / "agent.gif")
     assert gif.n_frames == 15 and gif.size == (2 * (3 * 64 + 2 * 2), 2 * 64)  # real | reconstruction | prediction
+    # docs/make_readme_gif.py: every 2nd frame, each pixel 3x3 without smoothing, one small palette
+    subprocess.run([sys.executable, str(ROOT / "docs" / "make_readme_gif.py"), str(tmp_path / "agent.gif"),
+                    str(tmp_path / "readme.gif"), "--every", "2", "--scale", "3", "--colors", "16"], check=True,
+                   capture_output=True)
+    readme = Image.open(tmp_path / "readme.gif")
+    assert readme.n_frames == 8 and readme.size == (3 * gif.size[0], 3 * gif.size[1])
+    pixels = np.asarray(readme.convert("RGB"))
+    assert (pixels[0::3] == pixels[1::3]).all() and (pixels[:, 0::3] == pixels[:, 2::3]).all()  # 3x3 blocks
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) <= 16
     evaluate.main([*arguments, *base, "--episodes", "0", "--dream", "--gif", str(tmp_path / "dream.gif")])
     assert Image.open(tmp_path / "dream.gif").size == (2 * 64, 2 * 64)
     with pytest.raises(UserFacingError, match="best.json: made with z_size=4"):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from common.errors import UserFacingError
 from common.files import folder_lock, remove_stale_temporaries, write_text_atomic
+from vaegan.options import DECODERS, DISCRIMINATORS, GENERATOR_LOSSES, PASSES
 
 # ---------------------------------------------------------------------------------------------
 # Value types: each parses a string or raises ArgumentTypeError with a message naming the rule.
@@ -162,21 +163,20 @@ KEYS = {
     "vaegan_equilibrium": (positive_float, 0.68, "discriminator cross-entropy at balance (the authors' code)"),
     "vaegan_margin": (non_negative_float, 0.35, "skip updates when a cross-entropy leaves equilibrium +- margin"),
     "vaegan_feature_layer": (_integer(1, 4), 4, "discriminator convolution whose output is Dis_l (the authors': 4)"),
-    "vaegan_discriminator": (_choice("larsen", "strided"), "larsen", "larsen: the authors' (batch normalisation, "
-                             "a fully connected layer); strided: four plain stride-2 convolutions (this project's "
-                             "first)"),
+    "vaegan_discriminator": (_choice(*DISCRIMINATORS), "larsen", "larsen: the authors' (batch normalisation, "
+                             "a fully connected layer); strided: four plain stride-2 convolutions"),
     "vaegan_discriminator_width": (_number(0.0, 1.0, low_inclusive=False), 1.0,
                                    "scales the larsen discriminator's layer sizes (1: the authors')"),
-    "vaegan_decoder": (_choice("larsen", "world_models"), "larsen",
+    "vaegan_decoder": (_choice(*DECODERS), "larsen",
                        "larsen: the authors' generator (fully connected to 8x8x256, transposed convolutions, batch "
                        "normalisation); world_models: the ConvVAE's decoder"),
     "vaegan_decoder_width": (_number(0.0, 1.0, low_inclusive=False), 1.0,
                              "scales the larsen decoder's layer sizes (1: the authors')"),
     "vaegan_real_label": (_number(0.5, 1.0, low_inclusive=False), 1.0, "discriminator's target for real frames "
                           "(1: the paper's; 0.9: one-sided label smoothing)"),
-    "vaegan_generator_loss": (_choice("minimax", "non_saturating"), "minimax",
+    "vaegan_generator_loss": (_choice(*GENERATOR_LOSSES), "minimax",
                               "decoder's GAN term: minimax -L_GAN (the paper's) or non_saturating -log Dis(fake)"),
-    "vaegan_passes": (_choice("two", "one"), "two", "two: L_llike and L_GAN from separate decoder passes (the "
+    "vaegan_passes": (_choice(*PASSES), "two", "two: L_llike and L_GAN from separate decoder passes (the "
                       "authors' code); one: one pass serves both (cheaper; batch statistics mixed with prior samples)"),
     "vaegan_discriminator_learning_rate": (non_negative_float, 0.0, "the discriminator's own RMSProp learning rate "
                                            "(0: vaegan_learning_rate, the authors')"),

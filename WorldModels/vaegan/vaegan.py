@@ -66,6 +66,7 @@ from keras import layers
 
 from common.episodes import FRAME_SHAPE
 from vae.vae import ConvVAE, floored_kl, pixel_mse, sample_latent, squared_error
+from vaegan.options import DECODERS, DISCRIMINATORS, GENERATOR_LOSSES, PASSES
 
 # -- the math ---------------------------------------------------------------------------------
 
@@ -85,8 +86,6 @@ def real_and_fake_costs(real_logits, fake_logits, real_label=1.0):
     return real_cost, fake_cost
 
 
-GENERATOR_LOSSES = ("minimax", "non_saturating")
-PASSES = ("two", "one")
 
 
 def generator_gan_loss(fake_logits, gan_loss, kind):
@@ -108,7 +107,6 @@ def equilibrium_updates(real_cost, fake_cost, equilibrium, margin):
 
 # -- the discriminator ------------------------------------------------------------------------
 
-DISCRIMINATORS = ("larsen", "strided")
 BATCH_NORM = {"momentum": 0.9, "epsilon": 1e-6}  # the authors' batch normalisation settings
 
 
@@ -151,7 +149,6 @@ def build_discriminator(architecture="larsen", feature_layer=4, width=1.0):
     return keras.Model(frames, [features, logit], name="discriminator")
 
 
-DECODERS = ("world_models", "larsen")
 
 
 def build_larsen_decoder(z_size, width=1.0):

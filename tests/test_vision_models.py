@@ -521,3 +521,19 @@ def test_two_sample_accuracy_is_chance_for_one_distribution_and_high_for_two():
     assert two_sample_accuracy(real, blurred) >= 0.9
     with pytest.raises(ValueError, match="same size"):
         two_sample_accuracy(real, more_real[:10])
+
+
+def test_every_vaegan_key_is_an_argument_of_the_model_and_the_reverse(make_config):
+    """KEYS' vaegan_* keys (but the optimisers' and the KL floor) are exactly VAEGAN's keyword arguments, and
+    a VAEGAN saved with them comes back with the same values: adding a knob means the model, KEYS, the configs."""
+    import inspect
+
+    from stages.vision import vaegan_arguments
+
+    arguments = vaegan_arguments(make_config())
+    parameters = set(inspect.signature(VAEGAN.__init__).parameters) - {"self", "z_size", "kl_tolerance", "seed",
+                                                                         "kwargs"}
+    assert set(arguments) == parameters
+    model = VAEGAN(4, 0.5, **{**arguments, "discriminator_width": 0.125, "decoder_width": 0.125})
+    assert {key: model.get_config()[key] for key in parameters} == {**arguments, "discriminator_width": 0.125,
+                                                                    "decoder_width": 0.125}

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from common.checkpoints import TrainingCheckpoint, load_upgraded, truncate_log
-from common.config import VISIONS, experiment_dir, record_dir, settings_match, stage_folder, vision_dir
+from common.config import KEYS, VISIONS, experiment_dir, record_dir, settings_match, stage_folder, vision_dir
 from common.data import array_dataset, frame_dataset, load_frames, load_steps, split_episodes
 from common.episodes import FRAME_SHAPE, check_values, list_episodes
 from common.errors import UserFacingError
@@ -45,15 +45,20 @@ from vaegan.vaegan import VAEGAN
 # applied to every model and checkpoint loaded (docs/formats.md, "Older folders")
 WEIGHT_UPGRADES = (rename_legacy_decoder_layers,)
 FIGURE_FRAMES = 8
+# The vaegan_* keys that are not VAEGAN's own arguments (the optimisers' rates; the KL floor is positional)
+VAEGAN_TRAINING_KEYS = ("vaegan_kl_tolerance", "vaegan_learning_rate", "vaegan_discriminator_learning_rate")
 # Settings a trained model depends on: a rerun with other values is refused rather than resumed.
 SETTINGS = {
     "vae": ("z_size", "vae_kl_tolerance", "vae_batch_size", "vae_learning_rate", "holdout_fraction", "seed"),
-    "vaegan": ("z_size", "vaegan_kl_tolerance", "vae_batch_size", "holdout_fraction", "seed", "vaegan_learning_rate",
-               "vaegan_gamma", "vaegan_pixel_weight", "vaegan_equilibrium", "vaegan_margin", "vaegan_feature_layer",
-               "vaegan_discriminator", "vaegan_discriminator_width", "vaegan_generator_loss", "vaegan_real_label",
-               "vaegan_decoder", "vaegan_decoder_width", "vaegan_passes",
-               "vaegan_discriminator_learning_rate"),
+    "vaegan": ("z_size", "vae_batch_size", "holdout_fraction", "seed",
+               *(key for key in KEYS if key.startswith("vaegan_"))),
 }
+
+
+def vaegan_arguments(config):
+    """VAEGAN's keyword arguments from the config: every vaegan_<name> key but VAEGAN_TRAINING_KEYS, as <name>."""
+    return {key.removeprefix("vaegan_"): getattr(config, key) for key in KEYS
+            if key.startswith("vaegan_") and key not in VAEGAN_TRAINING_KEYS}
 
 
 def model_path(config, vision):
@@ -67,13 +72,7 @@ def build_vision_model(config, vision):
         model.build()
         model.compile(optimizer=keras.optimizers.Adam(config.vae_learning_rate))
     else:
-        model = VAEGAN(config.z_size, config.vaegan_kl_tolerance, gamma=config.vaegan_gamma,
-                       pixel_weight=config.vaegan_pixel_weight, equilibrium=config.vaegan_equilibrium,
-                       margin=config.vaegan_margin, feature_layer=config.vaegan_feature_layer,
-                       discriminator=config.vaegan_discriminator, discriminator_width=config.vaegan_discriminator_width,
-                       generator_loss=config.vaegan_generator_loss, real_label=config.vaegan_real_label,
-                       decoder=config.vaegan_decoder, decoder_width=config.vaegan_decoder_width,
-                       passes=config.vaegan_passes, seed=config.seed)
+        model = VAEGAN(config.z_size, config.vaegan_kl_tolerance, seed=config.seed, **vaegan_arguments(config))
         model.build()
         discriminator_rate = config.vaegan_discriminator_learning_rate or config.vaegan_learning_rate
         model.compile(keras.optimizers.RMSprop(config.vaegan_learning_rate),  # encoder, decoder, discriminator

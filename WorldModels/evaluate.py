@@ -15,6 +15,7 @@ from pathlib import Path
 
 from common.config import parse_config
 from common.errors import exit_on_user_error
+from common.layout import evaluation_file
 
 
 def add_arguments(parser):
@@ -31,14 +32,7 @@ def main(argv=None):
         raise SystemExit(f"error: argument --episodes: must be >= 0, got {config.episodes}")
     # here, not at the top: a bad config is refused before TensorFlow starts
     from stages.agent import episode_seeds
-    from stages.evaluation import (
-        describe_scores,
-        dream_gif,
-        evaluate_controller,
-        evaluation_file,
-        load_for_config,
-        real_episode_gif,
-    )
+    from stages.evaluation import describe_scores, dream_gif, evaluate_controller, load_for_config, real_episode_gif
 
     parameters = load_for_config(config.controller, config)
     summary = None

@@ -24,6 +24,7 @@ frames of held-out episodes (stages/memory.py: prediction_pixel_errors): compara
 
 from common.config import for_vision, parse_config
 from common.errors import exit_on_user_error
+from common.layout import model_path
 
 
 def format_table(results):
@@ -61,7 +62,7 @@ def main(argv=None):
     config = parse_config(argv, description=__doc__.split("\n\n")[0])
     # here, not at the top: a bad config is refused before TensorFlow starts
     from stages.memory import prediction_pixel_errors
-    from stages.vision import comparison_figure, evaluate_vision, load_vision_model, model_path
+    from stages.vision import comparison_figure, evaluate_vision, load_vision_model
 
     results = evaluate_vision(config)
     models = {vision: load_vision_model(model_path(config, vision), config.z_size) for vision in results}

@@ -22,8 +22,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from common.config import VISIONS, experiment_dir, for_vision, parse_config, record_dir, vision_dir
+from common.config import VISIONS, for_vision, parse_config
 from common.errors import exit_on_user_error
+from common.layout import (
+    best_controller_path,
+    controller_dir,
+    experiment_dir,
+    model_path,
+    record_dir,
+    rnn_path,
+    series_path,
+    summary_path,
+    vision_dir,
+)
 
 
 class Stage(NamedTuple):
@@ -39,11 +50,11 @@ class Stage(NamedTuple):
 def plan(config, visions):
     """The stages for `visions`, in order (a list of Stage)."""
     # here, not at the top: pipeline.py refuses a bad config before TensorFlow starts
-    from stages.evaluation import best_evaluated, evaluate_best, summary_path
-    from stages.evolution import controller_dir, controller_trained, dream_config, train_controller
-    from stages.memory import encode_series, memory_trained, rnn_path, series_path, series_up_to_date, train_memory
+    from stages.evaluation import best_evaluated, evaluate_best
+    from stages.evolution import controller_trained, dream_config, train_controller
+    from stages.memory import encode_series, memory_trained, series_up_to_date, train_memory
     from stages.rollouts import extract, extracted
-    from stages.vision import model_path, train_vision, vision_trained
+    from stages.vision import train_vision, vision_trained
 
     stages = [Stage("extract", record_dir(config), "extract", lambda: extracted(config), lambda: extract(config),
                     record_dir(config))]
@@ -52,7 +63,7 @@ def plan(config, visions):
         stages.append(Stage(f"{s.vision} vision", vision_dir(s), "vision", lambda s=s: vision_trained(s, s.vision),
                             lambda s=s: train_vision(s, s.vision), model_path(s, s.vision)))
     for s in settings:
-        best = controller_dir(s) / "best.json"
+        best = best_controller_path(s)
         stages += [
             Stage(f"{s.vision} series", vision_dir(s), "series", lambda s=s: series_up_to_date(s),
                   lambda s=s: encode_series(s), series_path(s)),
@@ -65,7 +76,7 @@ def plan(config, visions):
             # change the start and the real run would be refused)
             stages.append(Stage(f"{s.vision} dream controller", controller_dir(dream), "controller",
                                 lambda d=dream, b=best: controller_trained(d) or (b.parent / "checkpoint.pkl").exists(),
-                                lambda d=dream: train_controller(d), controller_dir(dream) / "best.json"))
+                                lambda d=dream: train_controller(d), best_controller_path(dream)))
         stages += [
             Stage(f"{s.vision} controller", best.parent, "controller", lambda s=s: controller_trained(s),
                   lambda s=s: train_controller(s), best),

@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "WorldModels"))
 
 import numpy as np
 
-from common.config import parse_config, vision_dir
+from common.config import parse_config
+from common.layout import vision_dir
 from controller import num_parameters
 from timing import publish
 

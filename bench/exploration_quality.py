@@ -36,12 +36,13 @@ import time
 
 import numpy as np
 
-from common.config import experiment_dir, parse_config, read_config_file, record_dir, vision_dir
+from common.config import parse_config, read_config_file
 from common.episodes import list_episodes, load_episode
-from stages.memory import encode_series, load_rnn, one_step_frame_errors, rnn_path, train_memory
+from common.layout import experiment_dir, model_path, record_dir, rnn_path, vision_dir
+from stages.memory import encode_series, load_rnn, one_step_frame_errors, train_memory
 from stages.policies import pursuit_driver
 from stages.rollouts import extract
-from stages.vision import load_vision_model, model_path, train_vision
+from stages.vision import load_vision_model, train_vision
 from stages.vision_metrics import driving_probe, latent_means
 from timing import machine_description, publish
 

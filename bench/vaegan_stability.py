@@ -36,17 +36,11 @@ import csv
 import json
 import time
 
-from common.config import for_vision, parse_config, vision_dir
+from common.config import for_vision, parse_config
 from common.episodes import list_episodes
 from common.files import write_json_atomic
-from stages.vision import (
-    comparison_figure,
-    evaluate_vision,
-    load_vision_model,
-    model_path,
-    train_vision,
-    vision_trained,
-)
+from common.layout import model_path, vision_dir
+from stages.vision import comparison_figure, evaluate_vision, load_vision_model, train_vision, vision_trained
 from timing import machine_description
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -26,11 +26,12 @@ import common.tensorflow_settings  # noqa: F401  (first: TensorFlow reads its se
 
 # isort: split
 
-from common.config import for_vision, parse_config, record_dir
+from common.config import for_vision, parse_config
+from common.layout import model_path, record_dir
 from evaluate_vision import format_table
 from stages.memory import encode_series, prediction_pixel_errors, train_memory
 from stages.rollouts import extract
-from stages.vision import comparison_figure, evaluate_vision, load_vision_model, model_path, train_vision
+from stages.vision import comparison_figure, evaluate_vision, load_vision_model, train_vision
 from timing import machine_description, publish
 
 ROOT = Path(__file__).resolve().parents[1]

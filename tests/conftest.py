@@ -9,8 +9,9 @@ import common.tensorflow_settings  # noqa: F401  (first: TensorFlow reads its se
 import numpy as np
 import pytest
 
-from common.config import parse_config, vision_dir
+from common.config import parse_config
 from common.files import write_json_atomic
+from common.layout import vision_dir
 
 SMOKE_CONFIG = Path(__file__).resolve().parents[1] / "WorldModels" / "configs" / "smoke.config"
 RUN_RECORDS = Path(__file__).resolve().parents[1] / "docs" / "runs"  # the committed records of laptop runs

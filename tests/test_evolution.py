@@ -16,12 +16,13 @@ import pytest
 from PIL import Image
 
 import evaluate
-from common.config import vision_dir, with_values
+from common.config import with_values
 from common.errors import UserFacingError
+from common.layout import controller_dir, vision_dir
 from conftest import SMOKE_CONFIG, save_untrained_world_model
 from controller import load_controller, num_parameters, save_controller
 from rnn.rnn import MDNRNN
-from stages.evolution import controller_dir, train_controller
+from stages.evolution import train_controller
 from stages.report import dream_cell
 
 # One worker process: each one imports TensorFlow (~5 s of CPU); parallelism is tested in test_parallel.py.

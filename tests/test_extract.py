@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 import stages.rollouts as extract_module
-from common.config import ConfigError, record_dir
+from common.config import ConfigError
 from common.episodes import check_episode, load_episode
 from common.files import FolderLockedError, folder_lock
+from common.layout import record_dir
 from conftest import SMOKE_CONFIG
 from parallel_tasks import constant_action_policy
 from stages.rollouts import EPISODE_NAME, collect_episodes, episode_seed, extract, regenerate_episode

@@ -9,15 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common.config import parse_config, vision_dir
+from common.config import parse_config
 from common.data import split_episodes
 from common.episodes import list_episodes, load_episode
 from common.errors import UserFacingError
+from common.layout import model_path, rnn_path, series_path, vision_dir
 from conftest import SMOKE_CONFIG, copied_results, kill_after_epoch
 from stages import memory
-from stages.memory import encode_series, load_rnn, load_series, rnn_path, series_path, train_memory
+from stages.memory import encode_series, load_rnn, load_series, train_memory
 from stages.rollouts import extract
-from stages.vision import load_vision_model, model_path, train_vision
+from stages.vision import load_vision_model, train_vision
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--num_episodes", "5", "--max_frames", "30", "--min_frames", "5", "--num_workers", "2",

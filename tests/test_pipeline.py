@@ -9,15 +9,15 @@ from PIL import Image
 
 import compare
 import pipeline
-from common.config import ConfigError, experiment_dir, for_vision, record_dir, vision_dir
+from common.config import ConfigError, for_vision
 from common.episodes import check_episode
+from common.layout import controller_dir, experiment_dir, record_dir, vision_dir
 from common.progress import keras_verbosity, progress_bar
 from conftest import SMOKE_CONFIG
 from controller import load_controller, num_parameters, save_controller
 from stages import report
 from stages.agent import load_agent
 from stages.evaluation import describe_scores, evaluation_scores, write_evaluation
-from stages.evolution import controller_dir
 from stages.memory import load_series
 from stages.report import LABELS, MISSING, learning_summary, runs_cell, score_comparison
 

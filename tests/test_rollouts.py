@@ -6,17 +6,16 @@ import argparse
 import numpy as np
 import pytest
 
-from common.config import record_dir, vision_dir
 from common.episodes import list_episodes, load_episode
 from common.errors import UserFacingError
+from common.layout import controller_dir, model_path, record_dir, rnn_path, vision_dir
 from controller import carracing_action, controller_features, linear_actions, num_parameters, save_controller
 from rnn.rnn import MDNRNN
 from stages.agent import NOISE_STREAM
-from stages.evolution import controller_dir
-from stages.memory import encode_series, load_series, one_step_frame_errors, rnn_path, train_memory
+from stages.memory import encode_series, load_series, one_step_frame_errors, train_memory
 from stages.policies import ORIGINAL_AGENT, original_agent_config, original_parameters, random_agent
 from stages.rollouts import episode_seed, extract, extracted, run_episode, split_seed
-from stages.vision import model_path, train_vision
+from stages.vision import train_vision
 from stages.vision_metrics import driving_probe, linear_probe, r_squared
 from vae.vae import ConvVAE
 

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from common.checkpoints import TrainingCheckpoint, truncate_log
-from common.config import ConfigError, parse_config, vision_dir
+from common.config import ConfigError, parse_config
 from common.errors import UserFacingError
+from common.layout import model_path, vision_dir
 from conftest import RUN_RECORDS, SMOKE_CONFIG, copied_results, kill_after_epoch
 from stages.rollouts import extract
 from stages.vision import (
@@ -24,7 +25,6 @@ from stages.vision import (
     evaluate_vision,
     held_out_frames,
     load_vision_model,
-    model_path,
     train_vision,
     vision_checkpoint,
 )

@@ -422,19 +422,7 @@ def settings_match(folder, script, config, keys):
 
 
 # ---------------------------------------------------------------------------------------------
-# Layout: <results_dir>/<exp_name>/<env_name>/ holds record/ and one folder per vision model.
-
-def experiment_dir(config):
-    return Path(config.results_dir).resolve() / config.exp_name / config.env_name
-
-
-def record_dir(config):
-    return experiment_dir(config) / config.record_name
-
-
-def vision_dir(config, vision=None):
-    return experiment_dir(config) / (vision or config.vision)
-
+# Copies of a config, and the stage folders (their paths: common/layout.py).
 
 def with_values(config, **values):
     """A copy of `config` with these keys set to these values (the config itself is never changed)."""

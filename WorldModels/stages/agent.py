@@ -15,9 +15,9 @@ import os
 
 import numpy as np
 
-from common.config import vision_dir
 from common.episodes import ACTION_SIZE
 from common.errors import UserFacingError
+from common.layout import initial_z_path, model_path, rnn_path, world_model_key
 from common.parallel import worker_count
 from controller import controller_features, linear_actions
 from env import STEP_REWARD, driving_state, make_env, tiles_visited, track_tiles
@@ -60,8 +60,8 @@ class Agent:
 
 def load_agent(config):
     """The Agent of the config's vision model: <vision>/<vision>.keras and <vision>/rnn.keras."""
-    from stages.memory import load_rnn, rnn_path
-    from stages.vision import load_vision_model, model_path
+    from stages.memory import load_rnn
+    from stages.vision import load_vision_model
 
     return Agent(load_vision_model(model_path(config, config.vision), config.z_size),
                  load_rnn(rnn_path(config)), config)
@@ -70,9 +70,9 @@ def load_agent(config):
 def load_dream(config):
     """An env.DreamBatch of the config's MDN-RNN, starting from its initial_z.json."""
     from env import DreamBatch
-    from stages.memory import load_rnn, rnn_path
+    from stages.memory import load_rnn
 
-    path = vision_dir(config) / "initial_z.json"
+    path = initial_z_path(config)
     try:
         initial_z = json.loads(path.read_text())
     except (OSError, ValueError) as error:
@@ -192,9 +192,7 @@ def limit_worker_threads(config):
 
 def score_episodes(config, parameters, seeds, stall_steps=0):
     """Worker task: play_episodes for (parameters (n, P), seeds (n,)); returns (scores, steps)."""
-    folder = vision_dir(config)
-    key = tuple((path, path.stat().st_mtime_ns) for path in (folder / f"{config.vision}.keras", folder / "rnn.keras")
-                if path.exists())
+    key = world_model_key(config)
     if key not in _loaded:
         if not _loaded:
             limit_worker_threads(config)

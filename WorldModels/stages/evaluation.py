@@ -24,6 +24,7 @@ from scipy import stats
 from common.config import LEGACY_VALUES
 from common.errors import UserFacingError
 from common.files import atomic_path, file_sha256, write_json_atomic, write_text_atomic
+from common.layout import best_controller_path, evaluation_file, model_path, summary_path
 from common.plots import save_figure
 from controller import controller_features, linear_actions, load_controller
 from stages.agent import episode_seeds, load_agent, load_dream, play_episodes
@@ -46,20 +47,6 @@ def load_for_config(path, config):
 # The settings a controller's scores depend on, besides its file and the world model.
 EVALUATION_SETTINGS = ("env_name", "env_backend", "max_frames", "seed", "vision", "controller_z", "exp_mode",
                        "state_space")
-
-
-def evaluation_file(path, name, backend="gymnasium"):
-    """<stem>_<name> beside the controller file <stem>.json (name: evaluation.csv, evaluation.json or
-    scores.png) for its evaluation in gymnasium's CarRacing, the judge; in envpool's, <stem>_evaluation_
-    envpool.csv and so on, kept beside it."""
-    base, extension = name.rsplit(".", 1)
-    suffix = "" if backend == "gymnasium" else f"_{backend}"
-    return Path(path).with_name(f"{Path(path).stem}_{base}{suffix}.{extension}")
-
-
-def summary_path(path, backend="gymnasium"):
-    """<name>_evaluation.json of the controller file <name>.json (see evaluation_file)."""
-    return evaluation_file(path, "evaluation.json", backend)
 
 
 def controller_evaluated(config, path, episodes):
@@ -154,9 +141,8 @@ def describe_scores(summary):
 
 def best_evaluated(config):
     """evaluate_best's summary if it is complete for the current best.json and config, else None."""
-    from stages.evolution import controller_dir
 
-    path = controller_dir(config) / "best.json"
+    path = best_controller_path(config)
     gifs = [path.with_name(f"best_{kind}.gif") for kind in ("agent", "dream")]
     # GIFs made before best.json last changed show another controller
     if not path.exists() or not all(gif.exists() and gif.stat().st_mtime >= path.stat().st_mtime for gif in gifs):
@@ -167,9 +153,8 @@ def best_evaluated(config):
 def evaluate_best(config):
     """Score train.py's best.json on evaluate_episodes real episodes and write best_agent.gif and
     best_dream.gif beside it; nothing is redone if that evaluation and the GIFs exist. Returns the summary."""
-    from stages.evolution import controller_dir
 
-    path = controller_dir(config) / "best.json"
+    path = best_controller_path(config)
     if not path.exists():
         raise UserFacingError(f"{path}: no trained controller; run train.py first")
     gifs = {"agent": path.with_name("best_agent.gif"), "dream": path.with_name("best_dream.gif")}
@@ -240,7 +225,7 @@ def real_episode_gif(config, parameters, path, seed):
 
 def dream_gif(config, parameters, path, seed):
     """GIF of one dream episode driven by the controller, decoded by the vision model. Returns its score."""
-    from stages.vision import load_vision_model, model_path
+    from stages.vision import load_vision_model
 
     vision_model = load_vision_model(model_path(config, config.vision), config.z_size)
     dream = load_dream(config)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from common.config import settings_match, stage_folder, vision_dir, with_values
+from common.config import settings_match, stage_folder, with_values
 from common.errors import UserFacingError
 from common.files import (
     file_sha256,
@@ -36,6 +36,7 @@ from common.files import (
     write_json_atomic,
     write_text_atomic,
 )
+from common.layout import best_controller_path, controller_dir, vision_dir, world_model_files
 from common.parallel import open_workers, run_tasks
 from common.plots import save_figure
 from common.progress import progress_bar
@@ -50,15 +51,6 @@ SETTINGS = ("z_size", "rnn_size", "exp_mode", "state_space", "env_backend", "max
 LOG_FIELDS = ("generation", "best", "mean", "worst", "sigma", "steps", "seconds", "test_score", "test_std")
 
 
-def controller_dir(config):
-    """<vision>/controller_dream/ (dream_env), controller_warm/ (a real run from controller_init) or controller/;
-    with env_backend=envpool, that name with _envpool (a run in the other simulator, beside gymnasium's);
-    with controller_seed k > 0, then _seed<k> (another CMA-ES run of the same world model)."""
-    name = "controller_dream" if config.dream_env else "controller_warm" if config.controller_init else "controller"
-    name += "_envpool" if config.env_backend == "envpool" else ""
-    return vision_dir(config) / (f"{name}_seed{config.controller_seed}" if config.controller_seed else name)
-
-
 def dream_config(config):
     """The config of the dream run that controller_init=dream starts from: the same keys, in the dream."""
     return with_values(config, dream_env=True, controller_init="")
@@ -68,7 +60,7 @@ def warm_start_path(config):
     """The controller file whose parameters CMA-ES starts from (controller_init), or None for zeros."""
     if config.controller_init != "dream":
         return Path(config.controller_init) if config.controller_init else None
-    return controller_dir(dream_config(config)) / "best.json"
+    return best_controller_path(dream_config(config))
 
 
 def starting_mean(config):
@@ -129,8 +121,7 @@ class DreamEpisodes:
 def world_fingerprint(config):
     """SHA-256 of the vision model and MDN-RNN files (and of the controller_init file): a controller is
     only resumed on the same world model, from the same start."""
-    folder = vision_dir(config)
-    paths = [folder / f"{config.vision}.keras", folder / "rnn.keras"]
+    paths = world_model_files(config)
     for path in paths:
         if not path.exists():
             raise UserFacingError(f"{path}: missing; train the vision model and the MDN-RNN first")

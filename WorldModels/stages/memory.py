@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from common.checkpoints import TrainingCheckpoint, truncate_log
-from common.config import record_dir, save_config, settings_match, stage_folder, vision_dir
+from common.config import save_config, settings_match, stage_folder
 from common.data import episode_dataset, sequence_dataset, split_episodes, to_unit_float, validation_windows
 from common.episodes import list_episodes, load_episode
 from common.errors import UserFacingError
@@ -35,10 +35,11 @@ from common.files import (
     write_bytes_atomic,
     write_json_atomic,
 )
+from common.layout import initial_z_path, model_path, record_dir, rnn_path, series_path, vision_dir
 from common.plots import image_rows, save_figure
 from common.progress import keras_verbosity, progress_bar
 from rnn.rnn import MDNRNN, DecayedLearningRate, mixture_mean
-from stages.vision import load_vision_model, model_path
+from stages.vision import load_vision_model
 from stages.vision_metrics import as_uint8, latent_means
 
 # series.npz: key -> description (E episodes, T = max_frames steps, shorter episodes padded)
@@ -60,10 +61,6 @@ RNN_SETTINGS = ("z_size", "rnn_max_seq_len", "rnn_size", "rnn_batch_size", "rnn_
 
 
 # -- series -----------------------------------------------------------------------------------
-
-def series_path(config, vision=None):
-    return vision_dir(config, vision) / "series.npz"
-
 
 def series_up_to_date(config):
     """True if series.npz holds every episode of record/, encoded by the current vision model file."""
@@ -197,10 +194,6 @@ def load_series(config):
 
 
 # -- the MDN-RNN ------------------------------------------------------------------------------
-
-def rnn_path(config, vision=None):
-    return vision_dir(config, vision) / "rnn.keras"
-
 
 def build_rnn(config):
     """A built and compiled MDN-RNN with the config's settings (Adam, clipped gradients, decay)."""
@@ -375,7 +368,7 @@ def train_memory(config):
             return json.loads((folder / "memory_metrics.json").read_text())
         series = load_series(config)
         training, held_out = ~series["held_out"], series["held_out"]
-        write_json_atomic(folder / "initial_z.json", {"mu": series["mu"][training, 0].astype(float).tolist(),
+        write_json_atomic(initial_z_path(config), {"mu": series["mu"][training, 0].astype(float).tolist(),
                                                       "logvar": series["logvar"][training, 0].astype(float).tolist()})
         window = config.rnn_max_seq_len + 1
         validation = validation_windows(series, np.flatnonzero(held_out), window, seed=config.seed)
@@ -418,6 +411,6 @@ def train_memory(config):
         write_json_atomic(folder / "memory_metrics.json", metrics)
     print(f"held-out NLL per latent dimension: MDN-RNN {metrics['val_z_nll']:.4f}, baseline z_(t+1) = mu_t "
           f"{baseline:.4f}\nmodel {rnn_path(config)}; log {folder / 'rnn_training_log.csv'}; "
-          f"initial z {folder / 'initial_z.json'}; figures {folder / 'figures'}")
+          f"initial z {initial_z_path(config)}; figures {folder / 'figures'}")
     return metrics
 

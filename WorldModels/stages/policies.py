@@ -13,11 +13,11 @@ Two kinds:
 """
 
 import functools
-from pathlib import Path
 
 import numpy as np
 
-from common.config import vision_dir, with_values
+from common.config import with_values
+from common.layout import controller_path, world_model_key
 from controller import carracing_action
 from env import ACTION_HIGH, ACTION_LOW, FRAME_SIZE
 
@@ -124,14 +124,6 @@ def random_agent(config):
     return Agent(vision, rnn, agent_config)
 
 
-def controller_path(config):
-    """The controller the `controller` policy drives with: extract_controller, or the config's best.json
-    (the controller folder train.py writes for the same config: stages/evolution.controller_dir)."""
-    from stages.evolution import controller_dir
-
-    return Path(config.extract_controller) if config.extract_controller else controller_dir(config) / "best.json"
-
-
 _agents = {}  # per worker process: the agent of the last exploration policy, built or loaded once
 
 
@@ -146,10 +138,8 @@ def exploration_agent(config):
     if config.extract_policy == "original":
         key = ("original", config.seed)
     else:
-        folder = vision_dir(config)
-        files = [controller_path(config), folder / f"{config.vision}.keras", folder / "rnn.keras"]
-        key = (tuple((str(file), file.stat().st_mtime_ns if file.exists() else None) for file in files),
-               config.vision, config.z_size, config.rnn_size, config.controller_z)  # what load_agent reads
+        key = (world_model_key(config, [controller_path(config)]), config.vision, config.z_size, config.rnn_size,
+               config.controller_z)  # what load_agent reads
     if key not in _agents:
         _agents.clear()
         _agents[key] = random_agent(config) if config.extract_policy == "original" else load_agent(config)

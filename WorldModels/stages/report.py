@@ -17,18 +17,18 @@ import re
 
 import numpy as np
 
-from common.config import VISIONS, experiment_dir, for_vision, record_dir, vision_dir, with_values
+from common.config import VISIONS, for_vision, with_values
 from common.episodes import list_episodes
 from common.errors import UserFacingError
 from common.files import write_json_atomic, write_text_atomic
+from common.layout import best_controller_path, controller_dir, experiment_dir, model_path, record_dir, vision_dir
 from common.plots import image_rows, save_figure
 from stages.evaluation import best_evaluated, compare_scores, controller_evaluated, describe_scores, evaluation_scores
-from stages.evolution import controller_dir, controller_trained, dream_config, training_curve
+from stages.evolution import controller_trained, dream_config, training_curve
 from stages.memory import memory_trained, prediction_pixel_errors
 from stages.vision import (
     held_out_frames,
     load_vision_model,
-    model_path,
     probe_steps,
     reconstruct,
     reference_frames,
@@ -165,7 +165,7 @@ def dream_cell(config):
     """The real score of the dream-trained controller in <vision>/controller_dream/ (whatever CMA-ES settings
     it ran with): over evaluate_episodes if evaluate.py scored it, else over the held-out episodes train.py
     played at the end of its dream run; with its wall time when pipeline.py ran it. None without one."""
-    path = controller_dir(dream_config(config)) / "best.json"
+    path = best_controller_path(dream_config(config))
     best = None if config.dream_env else _read_json(path)
     if not best or "real_score" not in best:
         return None

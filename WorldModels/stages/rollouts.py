@@ -20,15 +20,16 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from common.config import config_values, parse_config, read_config_text, record_dir, settings_match, stage_folder
+from common.config import config_values, parse_config, read_config_text, settings_match, stage_folder
 from common.episodes import EpisodeFileError, check_episode, episode_bytes, load_episode
 from common.errors import UserFacingError
 from common.files import write_bytes_atomic
+from common.layout import controller_path, model_path, record_dir, rnn_path
 from common.parallel import run_tasks
 from common.progress import progress_bar
 from env import driving_state, make_env, tiles_visited, track_tiles
 from stages.agent import RECORDED, limit_worker_threads, play_episodes
-from stages.policies import AGENT_POLICIES, controller_path, exploration_agent, make_policy_factory
+from stages.policies import AGENT_POLICIES, exploration_agent, make_policy_factory
 
 # episode_000012.npz (round 0) or round01_episode_000012.npz (later rounds of collection)
 EPISODE_NAME = re.compile(r"(?:round(\d{2,})_)?episode_(\d{6,})\.npz")
@@ -266,8 +267,6 @@ def check_controller_policy(config):
     of the round records it)."""
     from common.files import file_sha256
     from stages.evaluation import load_for_config
-    from stages.memory import rnn_path
-    from stages.vision import model_path
 
     load_for_config(controller_path(config), config)
     paths = (controller_path(config), model_path(config, config.vision), rnn_path(config))

@@ -19,11 +19,12 @@ import keras
 import numpy as np
 
 from common.checkpoints import TrainingCheckpoint, load_upgraded, truncate_log
-from common.config import KEYS, VISIONS, experiment_dir, record_dir, settings_match, stage_folder, vision_dir
+from common.config import KEYS, VISIONS, settings_match, stage_folder
 from common.data import array_dataset, frame_dataset, load_frames, load_steps, split_episodes
 from common.episodes import FRAME_SHAPE, check_values, list_episodes
 from common.errors import UserFacingError
 from common.files import atomic_path, write_json_atomic
+from common.layout import experiment_dir, model_path, record_dir, vision_dir
 from common.plots import image_rows, save_figure
 from common.progress import keras_verbosity
 from stages.vision_metrics import (
@@ -59,10 +60,6 @@ def vaegan_arguments(config):
     """VAEGAN's keyword arguments from the config: every vaegan_<name> key but VAEGAN_TRAINING_KEYS, as <name>."""
     return {key.removeprefix("vaegan_"): getattr(config, key) for key in KEYS
             if key.startswith("vaegan_") and key not in VAEGAN_TRAINING_KEYS}
-
-
-def model_path(config, vision):
-    return vision_dir(config, vision) / f"{vision}.keras"
 
 
 def build_vision_model(config, vision):

@@ -202,3 +202,36 @@ def test_the_published_simulator_tables_are_regenerated_from_their_record():
     assert record["episodes"] == 30 and set(record["distributions"]) == {"steady", "brownian", "white"}
     assert env_equivalence.tables(record) in (ROOT / "docs" / "results.md").read_text()
 
+
+
+def test_the_published_simulator_speed_table_is_regenerated_from_its_record():
+    """docs/results.md's steps/s table of the two simulators and the full agent is what
+    `env_bench.py --from_record` prints from its record in docs/runs/; the record holds every measure."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import env_bench
+
+    record = json.loads((RUN_RECORDS / "env_bench" / "record.json").read_text())
+    assert all(len(values) == record["repeats"] for values in record["rates"].values())
+    assert env_bench.table(record) in (ROOT / "docs" / "results.md").read_text()
+
+
+# The controllers of docs/results.md's decisive check, as `bench/simulator_scores.py` was given them
+SIMULATOR_CHECK = [
+    ("trained in envpool (this world model)", "laptop_vae_envpool/controller_envpool/best.json"),
+    ("trained in envpool, CMA-ES seed 1", "laptop_vae_envpool/controller_envpool_seed1/best.json"),
+    ("trained in gymnasium on the 2026-12-04 Intel world model (laptop_vae_kl4)",
+     "laptop_vae_envpool/controller_kl4_intel/best.json"),
+]
+
+
+def test_the_published_decisive_check_is_regenerated_from_its_records():
+    """docs/results.md's table of the same controllers scored in both simulators is what
+    `bench/simulator_scores.py` prints from the evaluations in docs/runs/ (100 episodes each)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import simulator_scores
+
+    controllers = [(label, RUN_RECORDS / path) for label, path in SIMULATOR_CHECK]
+    for _, path in controllers:
+        for backend in ("gymnasium", "envpool"):
+            assert len(simulator_scores.evaluation_scores(path, backend)[1]) == 100
+    assert simulator_scores.table(controllers) in (ROOT / "docs" / "results.md").read_text()

@@ -108,7 +108,7 @@ KEYS = {
     "env_name": (_choice("CarRacing-v3"), "CarRacing-v3", "gymnasium environment id (CarRacing-v3 only)"),
     "env_backend": (_choice("gymnasium", "envpool"), "gymnasium", "simulator of the real environment in extract.py, "
                     "train.py and evaluate.py: gymnasium (the judge of every published score) or envpool (its C++ "
-                    "port, ~10x faster a step; its own tracks, a finished lap always ends an episode, and no speed "
+                    "port, 5-9x faster a step; its own tracks, a finished lap always ends an episode, and no speed "
                     "or on_road in episode files; docs/results.md says how far the two agree)"),
     "results_dir": (_folder, "results", "root folder of all outputs"),
     "seed": (non_negative_int, 0, "base seed: every episode, split and initialisation derives from it"),

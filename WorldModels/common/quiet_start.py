@@ -67,6 +67,11 @@ def _end_quiet_start(show=start_up_lines_to_show):
         sys.stderr.flush()
 
 
+def capturing():
+    """Whether this process's start-up output is being captured now (a worker before its initializer ran)."""
+    return _saved_stderr is not None
+
+
 def start_tensorflow_quietly():
     """In a script's own process: import TensorFlow and let it find its devices (where CUDA writes its
     notice) with stderr captured, then write back all but the notices."""

@@ -13,7 +13,6 @@ TensorFlow with its C++ start-up notices (`E0000 ... failed call to cuInit` on e
 GPU) kept off the screen; a real problem during start-up still shows.
 """
 
-import multiprocessing
 import os
 import sys
 
@@ -21,13 +20,13 @@ ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
 os.environ.setdefault(ONEDNN_VARIABLE, "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's INFO lines are noise for a researcher
 
-from common.quiet_start import QUIET_WORKERS_VARIABLE, start_tensorflow_quietly  # noqa: E402
+from common.quiet_start import capturing, start_tensorflow_quietly  # noqa: E402
 
-# a worker's quiet start-up began when common.quiet_start was imported; the script's own process starts
-# TensorFlow here, quietly
-if not (os.environ.get(QUIET_WORKERS_VARIABLE) and multiprocessing.current_process().name != "MainProcess"):
-    if "tensorflow" not in sys.modules:
-        start_tensorflow_quietly()
+# A worker captures its whole start-up (common/quiet_start.py) and starts TensorFlow in its initializer
+# if its parent uses it; anywhere else (a script's process, or a worker whose task is the first to need
+# TensorFlow), the first import of this module starts TensorFlow, quietly.
+if "tensorflow" not in sys.modules and not capturing():
+    start_tensorflow_quietly()
 
 
 def onednn_enabled():

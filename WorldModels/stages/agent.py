@@ -180,6 +180,9 @@ _loaded = {}  # per worker process: the agent of each world model, loaded once
 def limit_worker_threads(config):
     """One worker per core shares the cores: give each TensorFlow its share (before TF starts; later
     calls change nothing). Called in worker processes only."""
+    import common.tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
+
+    # isort: split
     import tensorflow as tf
 
     threads = max(1, (os.cpu_count() or 1) // worker_count(config))

@@ -331,7 +331,7 @@ def extract(config, policy_factory=None, policy_name=None):
         totals = {"episodes": 0, "frames": 0, "reward": 0.0, "discarded": 0, "coverage": 0.0}
         collecting = time.monotonic()
         if agent_driven(config, policy_factory):  # here: the workers then start TensorFlow quietly (common/parallel.py)
-            import tensorflow  # noqa: F401
+            import common.tensorflow_settings  # noqa: F401  (starts TensorFlow, quietly)
         tasks = [(config, group, policy_factory, policy_name, wanted, world_model)
                  for group, wanted in batches(missing, config, policy_factory)]
         with progress_bar(total=len(missing), desc="extract", unit="episode") as progress:

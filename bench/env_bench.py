@@ -19,7 +19,6 @@ The workers are bench/controller_bench.py's. Writes results/bench/env_bench/reco
 
 import argparse
 import concurrent.futures
-import json
 import multiprocessing
 import sys
 import tempfile
@@ -32,9 +31,8 @@ import numpy as np
 
 from common.files import write_json_atomic
 from controller_bench import agent_worker, paper_config, parallel_rate, raw_worker, write_world_model
-from timing import machine_description, publish
+from timing import add_record_arguments, machine_description, print_from_record, publish
 
-ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = ("gymnasium", "envpool")
 
 
@@ -89,11 +87,9 @@ def main():
     parser.add_argument("--steps", type=int, default=600, help="timed steps per process per segment")
     parser.add_argument("--repeats", type=int, default=3, help="segments per measurement, alternated")
     parser.add_argument("--batch", type=int, default=8, help="episodes in lockstep per process, batched")
-    parser.add_argument("--results_dir", default=str(ROOT / "results" / "bench" / "env_bench"))
-    parser.add_argument("--from_record", help="print this record's table and stop")
+    add_record_arguments(parser, "env_bench")
     args = parser.parse_args()
-    if args.from_record:
-        print(table(json.loads(Path(args.from_record).read_text())))
+    if print_from_record(args, table):
         return
     machine = machine_description()
     print(machine)

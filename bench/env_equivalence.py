@@ -29,7 +29,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "WorldModels"))
 
 import argparse
 import functools
-import json
 import time
 from importlib.metadata import version
 
@@ -45,9 +44,8 @@ from env import DASHBOARD_ROW, OFF_PLAYFIELD_REWARD, STEP_REWARD, make_env, tile
 from stages.policies import brownian_policy, white_policy
 from stages.rollouts import run_episode
 from stages.vision_metrics import road_share
-from timing import alternate, machine_description, per_unit, publish
+from timing import add_record_arguments, alternate, machine_description, per_unit, print_from_record, publish
 
-ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = ("gymnasium", "envpool")
 ZOOM_STEPS = 50  # CarRacing zooms in over its first second (50 steps)
 FIGURE_STEPS = (0, 25, 50, 150)
@@ -238,11 +236,9 @@ def main():
     parser.add_argument("--max_frames", type=int, default=300)
     parser.add_argument("--policies", nargs="+", choices=list(POLICIES), default=list(POLICIES))
     parser.add_argument("--speed_steps", type=int, default=1000)
-    parser.add_argument("--results_dir", default=str(ROOT / "results" / "bench" / "env_equivalence"))
-    parser.add_argument("--from_record", help="print this record's tables and stop")
+    add_record_arguments(parser, "env_equivalence")
     args = parser.parse_args()
-    if args.from_record:
-        print(tables(json.loads(Path(args.from_record).read_text())))
+    if print_from_record(args, tables):
         return
     machine, started = machine_description(), time.monotonic()
     print(machine)

@@ -87,3 +87,19 @@ def machine_description():
         description += (f"; TensorFlow {sys.modules['tensorflow'].__version__}, oneDNN "
                         + {True: "on", False: "off", None: "unknown"}[onednn_enabled()])
     return description
+
+
+def add_record_arguments(parser, bench):
+    """--results_dir (where the benchmark writes record.json; default results/bench/<bench>) and
+    --from_record (print a saved record's tables instead of running)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    parser.add_argument("--results_dir", default=os.path.join(root, "results", "bench", bench))
+    parser.add_argument("--from_record", help="print this record's tables and stop")
+
+
+def print_from_record(args, tables):
+    """If --from_record was given, print tables(record) and return True (the benchmark then stops)."""
+    if args.from_record:
+        with open(args.from_record) as file:
+            print(tables(json.load(file)))
+    return bool(args.from_record)

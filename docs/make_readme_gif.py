@@ -5,7 +5,8 @@ shared palette of `--colors` colours (so the file stays small).
     python docs/make_readme_gif.py results/.../best_agent.gif docs/laptop_vae_agent.gif --every 6 --scale 3
 
 (docs/laptop_vae_agent.gif: `--every 2 --scale 3` of the earlier README GIF, itself every third frame of
-an episode at 64x64: every sixth step of the first 480.)
+an episode at 64x64: every sixth step of the first 480; docs/laptop_vaegan_agent.gif the same with
+`--colors 24`, which keeps it under 2 MB.)
 """
 
 import argparse

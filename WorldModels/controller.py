@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.config import settings_of
 from common.episodes import ACTION_SIZE
 from common.errors import UserFacingError
 from common.files import write_json_atomic
@@ -86,7 +87,7 @@ def reduce_scores(scores, mode):
 
 # -- files ------------------------------------------------------------------------------------
 
-CONTROLLER_SETTINGS = ("exp_mode", "state_space", "z_size", "rnn_size")
+CONTROLLER_SETTINGS = settings_of("controller_shape")
 
 
 def save_controller(path, parameters, config, **details):

@@ -26,6 +26,7 @@ from common.config import VISIONS, for_vision, parse_config
 from common.errors import exit_on_user_error
 from common.layout import (
     best_controller_path,
+    cma_checkpoint_path,
     controller_dir,
     experiment_dir,
     model_path,
@@ -75,7 +76,7 @@ def plan(config, visions):
             # once the real run has started from it, the dream run is left as it is (a longer dream would
             # change the start and the real run would be refused)
             stages.append(Stage(f"{s.vision} dream controller", controller_dir(dream), "controller",
-                                lambda d=dream, b=best: controller_trained(d) or (b.parent / "checkpoint.pkl").exists(),
+                                lambda d=dream, s=s: controller_trained(d) or cma_checkpoint_path(s).exists(),
                                 lambda d=dream: train_controller(d), best_controller_path(dream)))
         stages += [
             Stage(f"{s.vision} controller", best.parent, "controller", lambda s=s: controller_trained(s),

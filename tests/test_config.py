@@ -9,13 +9,17 @@ import pytest
 
 from common.config import (
     KEYS,
+    OUTPUTS,
     ConfigError,
     check_same_settings,
     configuration_reference,
     parse_config,
     read_config_file,
     save_config,
+    settings_of,
+    with_values,
 )
+from controller import num_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "WorldModels" / "configs"
@@ -211,5 +215,25 @@ def test_the_configuration_reference_is_the_key_table():
     assert documented == configuration_reference(), "docs/configuration.md is stale: python docs/make_configuration.py"
     rows = [line.split(" | ") for line in documented.splitlines() if line.startswith("| `")]
     assert [row[0][3:-1] for row in rows] == list(KEYS)  # every key, once, in the table's order
-    for row, (_, default, _) in zip(rows, KEYS.values(), strict=True):
-        assert row[1] in (f"`{int(default) if isinstance(default, bool) else default}`", "(empty)"), row
+    for row, spec in zip(rows, KEYS.values(), strict=True):
+        assert row[1] in (f"`{int(spec.default) if isinstance(spec.default, bool) else spec.default}`", "(empty)"), row
+        assert row[4] == (", ".join(spec.outputs) or "-"), row  # the "fixes" column is the key's outputs
+
+
+def test_each_output_depends_on_the_keys_that_shape_it():
+    """settings_of(output) holds the keys that change what a stage writes, and no key that only says where
+    or how fast: a VAE does not depend on the controller's population, a controller does not depend on workers."""
+    assert {"z_size", "vae_kl_tolerance", "seed"} <= set(settings_of("vae"))
+    assert not {"controller_num_worker", "vaegan_gamma", "rnn_size"} & set(settings_of("vae"))
+    assert {key for key in KEYS if key.startswith("vaegan_")} <= set(settings_of("vaegan"))
+    assert "vae_kl_tolerance" not in settings_of("vaegan")  # the VAE/GAN has its own floor
+    for output in OUTPUTS:
+        assert not {"num_workers", "backend", "results_dir", "exp_name", "worker_timeout"} & set(settings_of(output))
+    # A controller's shape is what num_parameters reads: changing one of these keys changes the count.
+    config = parse_config(["-c", str(CONFIGS / "smoke.config")])
+    changed = {"exp_mode": "z", "state_space": 2, "z_size": config.z_size + 1, "rnn_size": config.rnn_size + 1}
+    for key in settings_of("controller_shape"):
+        assert num_parameters(with_values(config, **{key: changed[key]})) != num_parameters(config), key
+    assert set(settings_of("controller_shape")) <= set(settings_of("controller"))
+    with pytest.raises(KeyError, match="unknown output 'vision'"):
+        settings_of("vision")

@@ -13,7 +13,9 @@ import importlib.util
 import math
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from common.errors import UserFacingError
 from common.files import folder_lock, remove_stale_temporaries, write_text_atomic
@@ -100,137 +102,193 @@ positive_float, non_negative_float = _number(0.0, low_inclusive=False), _number(
 VISIONS = ("vae", "vaegan")  # the vision models: the VAE, and the VAE/GAN of Larsen et al.
 
 # ---------------------------------------------------------------------------------------------
-# Every key: name -> (type, default, help). Defaults are the paper's settings (configs/carracing).
+# Every key: name -> (type, default, help, outputs). Defaults are the paper's settings (configs/carracing).
+# `outputs` names the outputs the key fixes (OUTPUTS below): a stage refuses to add to an output made with
+# another value of one of its keys, and the pipeline does not count such an output as done.
 
-KEYS = {
+class Key(NamedTuple):
+    type: Callable[[str], Any]
+    default: Any
+    help: str
+    outputs: tuple
+
+
+OUTPUTS = {
+    "rollouts": "the episode files of record/ (extract.py)",
+    "vae": "the VAE (vae_train.py)",
+    "vaegan": "the VAE/GAN (vaegan_train.py)",
+    "rnn": "the MDN-RNN (rnn_train.py)",
+    "controller": "a CMA-ES run and its best controller (train.py)",
+    "evaluation": "a controller's scores on the evaluation episodes (evaluate.py)",
+    "controller_shape": "the meaning of a controller file's parameters (its inputs and outputs)",
+}
+
+
+def _declare(entries):
+    """{name: (type, default, help, "output output ...")} -> {name: Key}, checking each output's name."""
+    keys = {}
+    for name, (value_type, default, help_text, outputs) in entries.items():
+        unknown = set(outputs.split()) - set(OUTPUTS)
+        assert not unknown, f"KEYS[{name!r}] names unknown outputs {sorted(unknown)}"
+        keys[name] = Key(value_type, default, help_text, tuple(outputs.split()))
+    return keys
+
+
+KEYS = _declare({
     # experiment and layout
-    "exp_name": (_name, "WorldModels", "experiment name: outputs go to <results_dir>/<exp_name>/<env_name>/"),
-    "env_name": (_choice("CarRacing-v3"), "CarRacing-v3", "gymnasium environment id (CarRacing-v3 only)"),
+    "exp_name": (_name, "WorldModels", "experiment name: outputs go to <results_dir>/<exp_name>/<env_name>/", ""),
+    "env_name": (_choice("CarRacing-v3"), "CarRacing-v3", "gymnasium environment id (CarRacing-v3 only)",
+                 "rollouts evaluation"),
     "env_backend": (_choice("gymnasium", "envpool"), "gymnasium", "simulator of the real environment in extract.py, "
                     "train.py and evaluate.py: gymnasium (the judge of every published score) or envpool (its C++ "
                     "port, 5-9x faster a step; its own tracks, a finished lap always ends an episode, and no speed "
-                    "or on_road in episode files; docs/results.md says how far the two agree)"),
-    "results_dir": (_folder, "results", "root folder of all outputs"),
-    "seed": (non_negative_int, 0, "base seed: every episode, split and initialisation derives from it"),
-    "vision": (_choice(*VISIONS), "vae", "vision model the later stages use"),
+                    "or on_road in episode files; docs/results.md says how far the two agree)",
+                    "rollouts controller evaluation"),
+    "results_dir": (_folder, "results", "root folder of all outputs", ""),
+    "seed": (non_negative_int, 0, "base seed: every episode, split and initialisation derives from it",
+             "rollouts vae vaegan rnn controller evaluation"),
+    "vision": (_choice(*VISIONS), "vae", "vision model the later stages use", "evaluation"),
     # rollouts (extract.py)
-    "num_episodes": (positive_int, 10000, "number of rollouts to collect"),
-    "max_frames": (positive_int, 1000, "maximum steps per episode"),
-    "min_frames": (non_negative_int, 100, "shorter rollouts are discarded and collected again"),
-    "full_episode": (boolean, True, "extract only: keep driving after a lap is finished, up to max_frames"),
+    "num_episodes": (positive_int, 10000, "number of rollouts to collect", ""),
+    "max_frames": (positive_int, 1000, "maximum steps per episode", "rollouts controller evaluation"),
+    "min_frames": (non_negative_int, 100, "shorter rollouts are discarded and collected again", "rollouts"),
+    "full_episode": (boolean, True, "extract only: keep driving after a lap is finished, up to max_frames", "rollouts"),
     "record_name": (_name, "record", "folder of the rollouts under <results_dir>/<exp_name>/<env_name>/, which "
-                    "extract.py writes and every later stage reads"),
+                    "extract.py writes and every later stage reads", ""),
     "extract_policy": (_choice("original", "controller", "brownian", "white", "linear"), "original",
                        "exploration policy of extract.py: original (random controller through the untrained "
                        "agent), controller (a trained one, with noise), brownian, white, linear "
-                       "(bench/exploration_quality.py)"),
+                       "(bench/exploration_quality.py)", "rollouts"),
     "extract_original_scale": (positive_float, 0.01, "original policy: controller parameters ~ Cauchy * s, "
-                               "s ~ U(0, this), drawn per episode"),
+                               "s ~ U(0, this), drawn per episode", "rollouts"),
     "extract_controller": (_optional_file, "", "controller policy: its JSON file (default: the best.json "
-                           "train.py writes for the same config); it drives through the config's world model"),
+                           "train.py writes for the same config); it drives through the config's world model",
+                           "rollouts"),
     "extract_action_noise": (non_negative_float, 0.1, "controller policy: std of Gaussian noise added to the "
-                             "controller's tanh outputs"),
+                             "controller's tanh outputs", "rollouts"),
     "extract_batch_size": (positive_int, 16, "original and controller policies: episodes a worker plays together "
-                           "(episodes 0..b-1, b..2b-1, ...; an episode depends slightly on its batch)"),
+                           "(episodes 0..b-1, b..2b-1, ...; an episode depends slightly on its batch)", "rollouts"),
     "extract_round": (non_negative_int, 0, "round of collection: round r >= 1 adds round<rr>_episode_*.npz to the "
-                      "record folder (the paper's iterative procedure)"),
-    "extract_brownian_dt": (positive_float, 0.02, "time step of the brownian policy: a += sqrt(dt) * N(0, 1)"),
-    "extract_linear_stdev": (positive_float, 0.01, "linear policy: weights ~ N(0, s^2) with s ~ U(0, this)"),
+                      "record folder (the paper's iterative procedure)", ""),
+    "extract_brownian_dt": (positive_float, 0.02, "time step of the brownian policy: a += sqrt(dt) * N(0, 1)",
+                            "rollouts"),
+    "extract_linear_stdev": (positive_float, 0.01, "linear policy: weights ~ N(0, s^2) with s ~ U(0, this)",
+                             "rollouts"),
     # workers (extract.py, train.py)
-    "num_workers": (non_negative_int, 0, "parallel worker processes (0: one per CPU core)"),
-    "backend": (_choice("local", "ray"), "local", "local worker processes, or Ray tasks for a cluster"),
-    "ray_address": (str, "", "Ray cluster to join ('auto', 'ray://host:port'); empty starts a local instance"),
-    "worker_timeout": (positive_float, 900.0, "seconds before a task is declared hung, killed and retried"),
-    "worker_max_retries": (non_negative_int, 3, "times a failed task is retried before the run stops"),
+    "num_workers": (non_negative_int, 0, "parallel worker processes (0: one per CPU core)", ""),
+    "backend": (_choice("local", "ray"), "local", "local worker processes, or Ray tasks for a cluster", ""),
+    "ray_address": (str, "", "Ray cluster to join ('auto', 'ray://host:port'); empty starts a local instance", ""),
+    "worker_timeout": (positive_float, 900.0, "seconds before a task is declared hung, killed and retried", ""),
+    "worker_max_retries": (non_negative_int, 3, "times a failed task is retried before the run stops", ""),
     # vision (V)
-    "z_size": (positive_int, 32, "size of the latent vector z"),
-    "vae_batch_size": (positive_int, 100, "frames per training batch"),
-    "vae_learning_rate": (positive_float, 0.0001, "Adam learning rate"),
+    "z_size": (positive_int, 32, "size of the latent vector z", "vae vaegan rnn controller controller_shape"),
+    "vae_batch_size": (positive_int, 100, "frames per training batch", "vae vaegan"),
+    "vae_learning_rate": (positive_float, 0.0001, "Adam learning rate", "vae"),
     "vae_kl_tolerance": (non_negative_float, 0.5, "the VAE's KL is floored at vae_kl_tolerance * z_size (free "
-                         "bits: nats the encoder spends at no cost)"),
-    "vae_num_epoch": (positive_int, 10, "training epochs (of both vision models)"),
+                         "bits: nats the encoder spends at no cost)", "vae"),
+    "vae_num_epoch": (positive_int, 10, "training epochs (of both vision models)", ""),
     "holdout_fraction": (_number(0.0, 0.5, low_inclusive=False), 0.05,
-                         "fraction of episodes held out from training V and M (at least one)"),
-    "validation_frames": (positive_int, 2000, "held-out frames for validation losses, figures and vision metrics"),
-    "checkpoint_seconds": (positive_float, 600.0, "save a resumable checkpoint at least this often within an epoch"),
+                         "fraction of episodes held out from training V and M (at least one)", "vae vaegan"),
+    "validation_frames": (positive_int, 2000, "held-out frames for validation losses, figures and vision metrics", ""),
+    "checkpoint_seconds": (positive_float, 600.0, "save a resumable checkpoint at least this often within an epoch",
+                           ""),
     # VAE/GAN (batch size, epochs and z_size are the vae_* keys, so both train alike)
-    "vaegan_kl_tolerance": (non_negative_float, 0.5, "the VAE/GAN's KL is floored at vaegan_kl_tolerance * z_size"),
-    "vaegan_learning_rate": (positive_float, 0.0003, "RMSProp learning rate of each network (the paper's)"),
+    "vaegan_kl_tolerance": (non_negative_float, 0.5, "the VAE/GAN's KL is floored at vaegan_kl_tolerance * z_size",
+                            "vaegan"),
+    "vaegan_learning_rate": (positive_float, 0.0003, "RMSProp learning rate of each network (the paper's)", "vaegan"),
     "vaegan_gamma": (non_negative_float, 1e-5, "weight of L_llike in the decoder's loss, against the GAN loss "
-                     "(the authors' CelebA value)"),
+                     "(the authors' CelebA value)", "vaegan"),
     "vaegan_pixel_weight": (non_negative_float, 0.0, "weight of a pixel loss added to encoder and decoder (not "
-                            "the paper's; 0 leaves it out)"),
-    "vaegan_equilibrium": (positive_float, 0.68, "discriminator cross-entropy at balance (the authors' code)"),
-    "vaegan_margin": (non_negative_float, 0.35, "skip updates when a cross-entropy leaves equilibrium +- margin"),
-    "vaegan_feature_layer": (_integer(1, 4), 4, "discriminator convolution whose output is Dis_l (the authors': 4)"),
+                            "the paper's; 0 leaves it out)", "vaegan"),
+    "vaegan_equilibrium": (positive_float, 0.68, "discriminator cross-entropy at balance (the authors' code)",
+                           "vaegan"),
+    "vaegan_margin": (non_negative_float, 0.35, "skip updates when a cross-entropy leaves equilibrium +- margin",
+                      "vaegan"),
+    "vaegan_feature_layer": (_integer(1, 4), 4, "discriminator convolution whose output is Dis_l (the authors': 4)",
+                             "vaegan"),
     "vaegan_discriminator": (_choice(*DISCRIMINATORS), "larsen", "larsen: the authors' (batch normalisation, "
-                             "a fully connected layer); strided: four plain stride-2 convolutions"),
+                             "a fully connected layer); strided: four plain stride-2 convolutions", "vaegan"),
     "vaegan_discriminator_width": (_number(0.0, 1.0, low_inclusive=False), 1.0,
-                                   "scales the larsen discriminator's layer sizes (1: the authors')"),
+                                   "scales the larsen discriminator's layer sizes (1: the authors')", "vaegan"),
     "vaegan_decoder": (_choice(*DECODERS), "larsen",
                        "larsen: the authors' generator (fully connected to 8x8x256, transposed convolutions, batch "
-                       "normalisation); world_models: the ConvVAE's decoder"),
+                       "normalisation); world_models: the ConvVAE's decoder", "vaegan"),
     "vaegan_decoder_width": (_number(0.0, 1.0, low_inclusive=False), 1.0,
-                             "scales the larsen decoder's layer sizes (1: the authors')"),
+                             "scales the larsen decoder's layer sizes (1: the authors')", "vaegan"),
     "vaegan_real_label": (_number(0.5, 1.0, low_inclusive=False), 1.0, "discriminator's target for real frames "
-                          "(1: the paper's; 0.9: one-sided label smoothing)"),
+                          "(1: the paper's; 0.9: one-sided label smoothing)", "vaegan"),
     "vaegan_generator_loss": (_choice(*GENERATOR_LOSSES), "minimax",
-                              "decoder's GAN term: minimax -L_GAN (the paper's) or non_saturating -log Dis(fake)"),
+                              "decoder's GAN term: minimax -L_GAN (the paper's) or non_saturating -log Dis(fake)",
+                              "vaegan"),
     "vaegan_passes": (_choice(*PASSES), "two", "two: L_llike and L_GAN from separate decoder passes (the "
-                      "authors' code); one: one pass serves both (cheaper; batch statistics mixed with prior samples)"),
+                      "authors' code); one: one pass serves both (cheaper; batch statistics mixed with prior samples)",
+                      "vaegan"),
     "vaegan_discriminator_learning_rate": (non_negative_float, 0.0, "the discriminator's own RMSProp learning rate "
-                                           "(0: vaegan_learning_rate, the authors')"),
+                                           "(0: vaegan_learning_rate, the authors')", "vaegan"),
     # memory (M)
-    "rnn_num_steps": (positive_int, 4000, "training steps"),
-    "rnn_max_seq_len": (positive_int, 1000, "length of the training sequences"),
-    "rnn_size": (positive_int, 256, "LSTM units"),
-    "rnn_batch_size": (positive_int, 100, "sequences per batch"),
+    "rnn_num_steps": (positive_int, 4000, "training steps", ""),
+    "rnn_max_seq_len": (positive_int, 1000, "length of the training sequences", "rnn"),
+    "rnn_size": (positive_int, 256, "LSTM units", "rnn controller controller_shape"),
+    "rnn_batch_size": (positive_int, 100, "sequences per batch", "rnn"),
     "rnn_grad_clip": (positive_float, 1.0, "clip every gradient value to [-c, c] (Keras clipvalue; the original "
-                      "clips values, not the norm)"),
-    "rnn_num_mixture": (positive_int, 5, "Gaussians per latent dimension in the MDN"),
-    "rnn_learning_rate": (positive_float, 0.001, "Adam learning rate"),
-    "rnn_decay_rate": (_number(0.0, 1.0, low_inclusive=False), 1.0, "learning rate decay per step"),
-    "rnn_min_learning_rate": (non_negative_float, 0.00001, "floor of the decayed learning rate"),
-    "rnn_r_pred": (boolean, False, "also predict the reward"),
-    "rnn_d_pred": (boolean, False, "also predict done"),
-    "rnn_d_true_weight": (positive_float, 1.0, "loss weight of the rare done=True steps"),
-    "rnn_temperature": (positive_float, 1.0, "sampling temperature tau of the MDN"),
-    "rnn_validation_every": (positive_int, 200, "training steps between validations, checkpoints and figures"),
+                      "clips values, not the norm)", "rnn"),
+    "rnn_num_mixture": (positive_int, 5, "Gaussians per latent dimension in the MDN", "rnn"),
+    "rnn_learning_rate": (positive_float, 0.001, "Adam learning rate", "rnn"),
+    "rnn_decay_rate": (_number(0.0, 1.0, low_inclusive=False), 1.0, "learning rate decay per step", "rnn"),
+    "rnn_min_learning_rate": (non_negative_float, 0.00001, "floor of the decayed learning rate", "rnn"),
+    "rnn_r_pred": (boolean, False, "also predict the reward", "rnn"),
+    "rnn_d_pred": (boolean, False, "also predict done", "rnn"),
+    "rnn_d_true_weight": (positive_float, 1.0, "loss weight of the rare done=True steps", "rnn"),
+    "rnn_temperature": (positive_float, 1.0, "sampling temperature tau of the MDN", "controller"),
+    "rnn_validation_every": (positive_int, 200, "training steps between validations, checkpoints and figures", "rnn"),
     # controller (C)
-    "dream_env": (boolean, False, "train the controller in the MDN-RNN's dream instead of the real env"),
-    "exp_mode": (_choice("z", "zh"), "zh", "controller input: z only, or z and the RNN hidden state h"),
-    "state_space": (_integer(1, 2), 1, "with exp_mode=zh: 1 uses h, 2 uses h and the cell state c"),
-    "controller_optimizer": (_choice("cma"), "cma", "evolution strategy (pycma's CMA-ES)"),
-    "controller_num_episode": (positive_int, 16, "episodes per candidate per generation"),
-    "controller_num_test_episode": (positive_int, 1024, "episodes of each evaluation of the mean"),
-    "controller_eval_steps": (positive_int, 25, "evaluate the mean every this many generations"),
+    "dream_env": (boolean, False, "train the controller in the MDN-RNN's dream instead of the real env", "controller"),
+    "exp_mode": (_choice("z", "zh"), "zh", "controller input: z only, or z and the RNN hidden state h",
+                 "controller evaluation controller_shape"),
+    "state_space": (_integer(1, 2), 1, "with exp_mode=zh: 1 uses h, 2 uses h and the cell state c",
+                    "controller evaluation controller_shape"),
+    "controller_optimizer": (_choice("cma"), "cma", "evolution strategy (pycma's CMA-ES)", "controller"),
+    "controller_num_episode": (positive_int, 16, "episodes per candidate per generation", "controller"),
+    "controller_num_test_episode": (positive_int, 1024, "episodes of each evaluation of the mean", "controller"),
+    "controller_eval_steps": (positive_int, 25, "evaluate the mean every this many generations", "controller"),
     "controller_num_worker": (positive_int, 64, "CMA-ES's population size (times controller_num_worker_trial; "
-                              "the original's name: not a number of processes, which is num_workers)"),
-    "controller_num_worker_trial": (positive_int, 1, "population = controller_num_worker * this"),
-    "controller_sigma_init": (positive_float, 0.1, "initial CMA-ES step size"),
+                              "the original's name: not a number of processes, which is num_workers)", "controller"),
+    "controller_num_worker_trial": (positive_int, 1, "population = controller_num_worker * this", "controller"),
+    "controller_sigma_init": (positive_float, 0.1, "initial CMA-ES step size", "controller"),
     "controller_stall_steps": (non_negative_int, 0, "a training episode in the real env ends after this many "
                                "steps without a new tile, charged the -0.1 a step it would still pay (0: full "
-                               "episodes; held-out tests and evaluate.py always play full episodes)"),
-    "controller_batch_mode": (_choice("mean", "min"), "mean", "reduction of a candidate's episode scores"),
+                               "episodes; held-out tests and evaluate.py always play full episodes)", "controller"),
+    "controller_batch_mode": (_choice("mean", "min"), "mean", "reduction of a candidate's episode scores",
+                              "controller"),
     "controller_max_generations": (positive_int, 2000, "CMA-ES generations (our budget; the paper states none); a "
-                                   "rerun with more trains on from the last one"),
+                                   "rerun with more trains on from the last one", ""),
     "controller_init": (_optional_file, "", "CMA-ES's starting mean: empty for zeros (the original's), a controller "
                         "JSON file, or `dream` for <vision>/controller_dream/best.json (the dream warm start; "
                         "pipeline.py trains it first). A real run so started has its own folder, "
-                        "<vision>/controller_warm/"),
+                        "<vision>/controller_warm/", "controller"),
     "controller_seed": (non_negative_int, 0, "another CMA-ES run of the same world model, for the run-to-run "
                         "spread: it seeds CMA-ES and the training episodes, in folders of its own "
                         "(<vision>/controller_seed<k>/, controller_dream_seed<k>/, controller_warm_seed<k>/; 0: "
                         "the first run's); held-out tests and evaluate.py keep seed's episodes, so runs can "
-                        "be compared episode by episode"),
+                        "be compared episode by episode", "controller"),
     "controller_weight_decay": (non_negative_float, 0.01,
-                                "L2 penalty: weight_decay * mean(params^2) is taken from the fitness (the original)"),
+                                "L2 penalty: weight_decay * mean(params^2) is taken from the fitness (the original)",
+                                "controller"),
     "controller_z": (_choice("sample", "mean"), "sample",
-                     "the agent's z: sampled from N(mu, exp(logvar)) as the original, or the mean"),
-    "agent_batch_size": (positive_int, 16, "episodes one worker plays in lockstep, batching the agent's networks"),
+                     "the agent's z: sampled from N(mu, exp(logvar)) as the original, or the mean",
+                     "controller evaluation"),
+    "agent_batch_size": (positive_int, 16, "episodes one worker plays in lockstep, batching the agent's networks", ""),
     "evaluate_episodes": (positive_int, 100, "real episodes (fixed seeds) evaluate.py and pipeline.py score "
-                          "the best controller on"),
-}
+                          "the best controller on", ""),
+})
+
+
+def settings_of(output):
+    """The keys (in KEYS' order) whose values fix `output`, one of OUTPUTS: changing one of them makes
+    an existing output of that kind belong to other settings."""
+    if output not in OUTPUTS:
+        raise KeyError(f"unknown output {output!r}; one of {', '.join(OUTPUTS)}")
+    return tuple(key for key, spec in KEYS.items() if output in spec.outputs)
 
 
 # A saved config without one of these keys is compared as if it held this value (docs/formats.md, "Older folders").
@@ -277,15 +335,20 @@ def configuration_reference():
              "A config file holds `key=value` lines (`#` starts a comment); any key can be overridden on the "
              "command line as `--key value`. An unknown key or a bad value is an error that names it before any "
              "work starts. The default is the paper's setting (`configs/carracing.config` holds exactly these); "
-             "the laptop and smoke columns are those configs' values, shown in bold where they differ."]
-    for key, (_, default, help_text) in KEYS.items():
+             "the laptop and smoke columns are those configs' values, shown in bold where they differ. "
+             "*Fixes* names the outputs a key's value is part of: a stage refuses to add to such an output made "
+             "with another value (change `exp_name` or remove the folder), and the pipeline does not count it "
+             "as done.", "",
+             *(f"- `{output}`: {meaning}" for output, meaning in OUTPUTS.items())]
+    for key, spec in KEYS.items():
         if key in starts:
-            lines += ["", f"## {starts[key]}", "", "| key | default (paper) | laptop | smoke | meaning |",
-                      "|---|---|---|---|---|"]
+            lines += ["", f"## {starts[key]}", "", "| key | default (paper) | laptop | smoke | fixes | meaning |",
+                      "|---|---|---|---|---|---|"]
         values = [shown(configs[name][key]) for name in REFERENCE_CONFIGS]
-        values = [value if value == shown(default) else f"**{value}**" for value in values]
-        meaning = help_text.replace("|", "/").replace("<", "\\<")  # not a table cell's end, not an HTML tag
-        lines.append(f"| `{key}` | {shown(default)} | " + " | ".join(values) + f" | {meaning} |")
+        values = [value if value == shown(spec.default) else f"**{value}**" for value in values]
+        fixes = ", ".join(spec.outputs) or "-"
+        meaning = spec.help.replace("|", "/").replace("<", "\\<")  # not a table cell's end, not an HTML tag
+        lines.append(f"| `{key}` | {shown(spec.default)} | " + " | ".join(values) + f" | {fixes} | {meaning} |")
     return "\n".join(lines) + "\n"
 
 
@@ -315,7 +378,7 @@ def read_config_text(text, source):
         if key in values:
             raise ConfigError(f"{source}:{number}: key '{key}' is already set on line {line_of[key]}")
         try:
-            values[key], line_of[key] = KEYS[key][0](value_text), number
+            values[key], line_of[key] = KEYS[key].type(value_text), number
         except argparse.ArgumentTypeError as error:
             raise ConfigError(f"{source}:{number}: key '{key}': {error}") from None
     return values
@@ -355,8 +418,8 @@ def parse_config(argv=None, description=None, add_arguments=None):
     parser = _Parser(description=description, allow_abbrev=False,
                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("-c", "--config", help="config file of key=value lines")
-    for key, (value_type, default, help_text) in KEYS.items():
-        parser.add_argument(f"--{key}", type=value_type, default=default, help=help_text)
+    for key, spec in KEYS.items():
+        parser.add_argument(f"--{key}", type=spec.type, default=spec.default, help=spec.help)
     if add_arguments is not None:
         add_arguments(parser)
     # The file first (so that --help shows its values), then the command line over it.

@@ -4,9 +4,13 @@
         record/                                   record_dir (record_name picks another folder)
         <vision>/                                 vision_dir: vae/ or vaegan/
             <vision>.keras                        model_path
+            vision_metrics.json                   vision_metrics_path
             series.npz                            series_path
             rnn.keras, initial_z.json             rnn_path, initial_z_path
+            memory_metrics.json                   memory_metrics_path
             controller[_dream|_warm][_envpool][_seed<k>]/   controller_dir
+                checkpoint.pkl                    cma_checkpoint_path (CMA-ES's state, to resume)
+                log.csv, log.json                 controller_log_path
                 best.json                         best_controller_path
                 best_evaluation[_envpool].csv/.json, best_scores[_envpool].png   evaluation_file, summary_path
 
@@ -33,6 +37,10 @@ def model_path(config, vision):
     return vision_dir(config, vision) / f"{vision}.keras"
 
 
+def vision_metrics_path(config, vision=None):
+    return vision_dir(config, vision) / "vision_metrics.json"
+
+
 def series_path(config, vision=None):
     return vision_dir(config, vision) / "series.npz"
 
@@ -43,6 +51,10 @@ def rnn_path(config, vision=None):
 
 def initial_z_path(config):
     return vision_dir(config) / "initial_z.json"
+
+
+def memory_metrics_path(config):
+    return vision_dir(config) / "memory_metrics.json"
 
 
 def world_model_files(config):
@@ -69,6 +81,16 @@ def controller_dir(config):
 def best_controller_path(config):
     """The best controller train.py writes for this config."""
     return controller_dir(config) / "best.json"
+
+
+def cma_checkpoint_path(config):
+    """CMA-ES's state after the last finished generation, from which train.py resumes."""
+    return controller_dir(config) / "checkpoint.pkl"
+
+
+def controller_log_path(config, extension="json"):
+    """The CMA-ES run's per-generation log: log.json (read by the report) or log.csv (for people)."""
+    return controller_dir(config) / f"log.{extension}"
 
 
 def controller_path(config):

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 from scipy import stats
 
-from common.config import LEGACY_VALUES
+from common.config import LEGACY_VALUES, settings_of
 from common.errors import UserFacingError
 from common.files import atomic_path, file_sha256, write_json_atomic, write_text_atomic
 from common.layout import best_controller_path, evaluation_file, model_path, summary_path
@@ -45,8 +45,7 @@ def load_for_config(path, config):
 
 
 # The settings a controller's scores depend on, besides its file and the world model.
-EVALUATION_SETTINGS = ("env_name", "env_backend", "max_frames", "seed", "vision", "controller_z", "exp_mode",
-                       "state_space")
+EVALUATION_SETTINGS = settings_of("evaluation")
 
 
 def controller_evaluated(config, path, episodes):

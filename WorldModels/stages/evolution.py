@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from common.config import settings_match, stage_folder, with_values
+from common.config import settings_match, settings_of, stage_folder, with_values
 from common.errors import UserFacingError
 from common.files import (
     file_sha256,
@@ -36,18 +36,21 @@ from common.files import (
     write_json_atomic,
     write_text_atomic,
 )
-from common.layout import best_controller_path, controller_dir, vision_dir, world_model_files
+from common.layout import (
+    best_controller_path,
+    cma_checkpoint_path,
+    controller_dir,
+    controller_log_path,
+    vision_dir,
+    world_model_files,
+)
 from common.parallel import open_workers, run_tasks
 from common.plots import save_figure
 from common.progress import progress_bar
 from controller import load_controller, num_parameters, reduce_scores, save_controller, weight_decay_penalty
 from stages.agent import CMA_STREAM, episode_seeds, load_dream, play_dreams, score_episodes
 
-SETTINGS = ("z_size", "rnn_size", "exp_mode", "state_space", "env_backend", "max_frames", "seed", "dream_env",
-            "rnn_temperature",
-            "controller_optimizer", "controller_num_episode", "controller_num_test_episode", "controller_eval_steps",
-            "controller_num_worker", "controller_num_worker_trial", "controller_sigma_init", "controller_batch_mode",
-            "controller_weight_decay", "controller_z", "controller_stall_steps", "controller_init", "controller_seed")
+SETTINGS = settings_of("controller")
 LOG_FIELDS = ("generation", "best", "mean", "worst", "sigma", "steps", "seconds", "test_score", "test_std")
 
 
@@ -148,7 +151,7 @@ def check_warm_start(config):
 def controller_trained(config):
     """True if CMA-ES has run controller_max_generations on the current world model (and a dream-trained
     best controller has been scored in the real environment)."""
-    path = controller_dir(config) / "checkpoint.pkl"
+    path = cma_checkpoint_path(config)
     if not settings_match(path.parent, "train.py", config, SETTINGS):
         return False
     try:
@@ -163,10 +166,10 @@ def train_controller(config):
     """Run CMA-ES up to controller_max_generations (resuming a killed run); returns best.json's content."""
     folder = controller_dir(config)
     fingerprint = world_fingerprint(config)  # before the folder is made: a missing file leaves nothing behind
-    if config.controller_init and not (folder / "checkpoint.pkl").exists():
+    if config.controller_init and not cma_checkpoint_path(config).exists():
         check_warm_start(config)
     with stage_folder(folder, config, "train.py", SETTINGS):
-        state = _restore(folder / "checkpoint.pkl", fingerprint)
+        state = _restore(cma_checkpoint_path(config), fingerprint)
         if controller_trained(config):
             print(f"CMA-ES already ran {len(state['log'])} generations on this world model; nothing to do")
             _write_outputs(folder, config, state)  # as the checkpoint says (docs/formats.md, "Older folders")
@@ -277,16 +280,16 @@ def _save(folder, config, state):
     last, so a run killed in between redoes the generation (same seeds, same draws) and writes them again."""
     state["numpy_random"] = np.random.get_state()
     _write_outputs(folder, config, state)
-    write_bytes_atomic(folder / "checkpoint.pkl", pickle.dumps(state))
+    write_bytes_atomic(cma_checkpoint_path(config), pickle.dumps(state))
 
 
 def _summarize(folder, config, best):
     """Print where the outputs are; return best.json's details (no parameters)."""
-    summary = (f"best controller {folder / 'best.json'}: held-out score {best['score']:.1f} ± {best['score_std']:.1f} "
-               f"({'dream' if config.dream_env else 'real'}; generation {best['generation']})")
+    summary = (f"best controller {best_controller_path(config)}: held-out score {best['score']:.1f} ± "
+               f"{best['score_std']:.1f} ({'dream' if config.dream_env else 'real'}; generation {best['generation']})")
     if "real_score" in best:
         summary += f"; in the real environment {best['real_score']:.1f} ± {best['real_score_std']:.1f}"
-    print(f"{summary}\nlog {folder / 'log.csv'}; figure {folder / 'training_curve.png'}")
+    print(f"{summary}\nlog {controller_log_path(config, 'csv')}; figure {folder / 'training_curve.png'}")
     return {key: value for key, value in best.items() if key != "parameters"}
 
 
@@ -312,15 +315,15 @@ def _restore(path, fingerprint):
 def _write_outputs(folder, config, state):
     """best.json, log.csv, log.json and training_curve.png from the training state."""
     best, log = state["best"], state["log"]
-    save_controller(folder / "best.json", best["parameters"], config, dream=bool(config.dream_env),
+    save_controller(best_controller_path(config), best["parameters"], config, dream=bool(config.dream_env),
                     initial_score=state["initial"]["score"], initial_score_std=state["initial"]["score_std"],
                     **{key: value for key, value in best.items() if key != "parameters"})
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=LOG_FIELDS)
     writer.writeheader()
     writer.writerows(log)
-    write_text_atomic(folder / "log.csv", text.getvalue())
-    write_json_atomic(folder / "log.json", [{key: row[key] for key in LOG_FIELDS} for row in log])
+    write_text_atomic(controller_log_path(config, "csv"), text.getvalue())
+    write_json_atomic(controller_log_path(config), [{key: row[key] for key in LOG_FIELDS} for row in log])
     initial = (state["initial"]["score"], state["initial"]["score_std"])
     save_figure(training_curve([(("dream" if config.dream_env else "real") + f" ({config.vision})", log, initial)]),
                 folder / "training_curve.png")

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from common.checkpoints import TrainingCheckpoint, truncate_log
-from common.config import save_config, settings_match, stage_folder
+from common.config import save_config, settings_match, settings_of, stage_folder
 from common.data import episode_dataset, sequence_dataset, split_episodes, to_unit_float, validation_windows
 from common.episodes import list_episodes, load_episode
 from common.errors import UserFacingError
@@ -35,7 +35,7 @@ from common.files import (
     write_bytes_atomic,
     write_json_atomic,
 )
-from common.layout import initial_z_path, model_path, record_dir, rnn_path, series_path, vision_dir
+from common.layout import initial_z_path, memory_metrics_path, model_path, record_dir, rnn_path, series_path, vision_dir
 from common.plots import image_rows, save_figure
 from common.progress import keras_verbosity, progress_bar
 from rnn.rnn import MDNRNN, DecayedLearningRate, mixture_mean
@@ -55,9 +55,7 @@ SERIES_FORMAT = {
     "vision_model": "str: sha256 of the .keras file the series was encoded with",
 }
 CHUNK_EPISODES = 100  # series are encoded in parts of this many episodes, so a killed run resumes
-RNN_SETTINGS = ("z_size", "rnn_max_seq_len", "rnn_size", "rnn_batch_size", "rnn_grad_clip", "rnn_num_mixture",
-                "rnn_learning_rate", "rnn_decay_rate", "rnn_min_learning_rate", "rnn_r_pred", "rnn_d_pred",
-                "rnn_d_true_weight", "rnn_validation_every", "seed")
+RNN_SETTINGS = settings_of("rnn")
 
 
 # -- series -----------------------------------------------------------------------------------
@@ -351,7 +349,7 @@ def rnn_checkpoint(config):
 def memory_trained(config):
     """True if the MDN-RNN has been trained for rnn_num_steps on the current series and saved, with its metrics."""
     folder, path = vision_dir(config), series_path(config)
-    if not (rnn_path(config).exists() and (folder / "memory_metrics.json").exists() and path.exists()
+    if not (rnn_path(config).exists() and memory_metrics_path(config).exists() and path.exists()
             and settings_match(folder, "rnn_train.py", config, RNN_SETTINGS)):
         return False
     return rnn_checkpoint(config).epochs_done() >= rnn_epochs(config)
@@ -365,7 +363,7 @@ def train_memory(config):
         if memory_trained(config):
             print(f"MDN-RNN on the {config.vision} series: already trained for {config.rnn_num_steps} steps; nothing "
                   f"to do (model {rnn_path(config)})")
-            return json.loads((folder / "memory_metrics.json").read_text())
+            return json.loads(memory_metrics_path(config).read_text())
         series = load_series(config)
         training, held_out = ~series["held_out"], series["held_out"]
         write_json_atomic(initial_z_path(config), {"mu": series["mu"][training, 0].astype(float).tolist(),
@@ -408,7 +406,7 @@ def train_memory(config):
                                     return_dict=True, verbose=0)
         metrics = {"vision": config.vision, "val_z_nll": evaluation["z_nll"], "val_baseline_nll": baseline,
                    **{f"val_{key}": value for key, value in evaluation.items() if key in ("reward_loss", "done_loss")}}
-        write_json_atomic(folder / "memory_metrics.json", metrics)
+        write_json_atomic(memory_metrics_path(config), metrics)
     print(f"held-out NLL per latent dimension: MDN-RNN {metrics['val_z_nll']:.4f}, baseline z_(t+1) = mu_t "
           f"{baseline:.4f}\nmodel {rnn_path(config)}; log {folder / 'rnn_training_log.csv'}; "
           f"initial z {initial_z_path(config)}; figures {folder / 'figures'}")

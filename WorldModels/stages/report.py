@@ -21,7 +21,16 @@ from common.config import VISIONS, for_vision, with_values
 from common.episodes import list_episodes
 from common.errors import UserFacingError
 from common.files import write_json_atomic, write_text_atomic
-from common.layout import best_controller_path, controller_dir, experiment_dir, model_path, record_dir, vision_dir
+from common.layout import (
+    best_controller_path,
+    controller_dir,
+    controller_log_path,
+    experiment_dir,
+    memory_metrics_path,
+    model_path,
+    record_dir,
+    vision_dir,
+)
 from common.plots import image_rows, save_figure
 from stages.evaluation import best_evaluated, compare_scores, controller_evaluated, describe_scores, evaluation_scores
 from stages.evolution import controller_trained, dream_config, training_curve
@@ -86,11 +95,12 @@ def _column(config, model, frames, probe, reference):
     """One vision's cells {row: text}, its CMA-ES curve (log, (initial score, std)) or None, and its GIFs.
     Only outputs that are complete for the current config fill cells; the others show MISSING."""
     metrics = vision_metrics(model, frames, probe, reference)
-    memory = _read_json(vision_dir(config) / "memory_metrics.json") if memory_trained(config) else None
+    memory = _read_json(memory_metrics_path(config)) if memory_trained(config) else None
     predictions = prediction_pixel_errors(config, model)
     folder = controller_dir(config)
     trained = controller_trained(config)
-    best, log = (_read_json(folder / "best.json"), _read_json(folder / "log.json")) if trained else (None, None)
+    best = _read_json(best_controller_path(config)) if trained else None
+    log = _read_json(controller_log_path(config)) if trained else None
     evaluation = best_evaluated(config) if trained else None
     times = {**stage_times(vision_dir(config)), **stage_times(folder)}
 
@@ -156,7 +166,7 @@ def _column(config, model, frames, probe, reference):
     if runs is not None:  # a row only where several CMA-ES runs of this world model were evaluated
         cells["every finished, evaluated CMA-ES run (controller_seed k: mean score); their mean ± std"] = runs
     curve = (log, (best["initial_score"], best["initial_score_std"])) if log and best else None
-    scores = evaluation_scores(folder / "best.json") if evaluation else None
+    scores = evaluation_scores(best_controller_path(config)) if evaluation else None
     return {"cells": cells, "curve": curve, "folder": vision_dir(config).name, "scores": scores,
             "gifs": evaluation is not None, "learning": learning_summary(best, len(log)) if best else None}
 
@@ -188,7 +198,7 @@ def runs_cell(config):
     for folder in sorted(first.parent.glob(f"{first.name}*")):
         match = pattern.fullmatch(folder.name)
         run = with_values(config, controller_seed=int(match.group(1) or 0)) if match else None
-        evaluation = run and controller_trained(run) and controller_evaluated(run, folder / "best.json",
+        evaluation = run and controller_trained(run) and controller_evaluated(run, best_controller_path(run),
                                                                               config.evaluate_episodes)
         if evaluation:
             means[run.controller_seed] = evaluation["mean"]

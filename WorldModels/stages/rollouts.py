@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from common.config import config_values, parse_config, read_config_text, settings_match, stage_folder
+from common.config import config_values, parse_config, read_config_text, settings_match, settings_of, stage_folder
 from common.episodes import EpisodeFileError, check_episode, episode_bytes, load_episode
 from common.errors import UserFacingError
 from common.files import write_bytes_atomic
@@ -37,9 +37,7 @@ MAX_ATTEMPTS = 100  # tries to get one episode of at least min_frames before giv
 # A round of rollouts never mixes these settings (checked against record/extract.config, or
 # extract_roundNN.config for later rounds); each episode file stores the whole config, so that it
 # can be regenerated from the file alone.
-DATA_KEYS = ("env_name", "env_backend", "max_frames", "min_frames", "full_episode", "extract_policy",
-             "extract_brownian_dt", "extract_linear_stdev", "extract_original_scale", "extract_controller",
-             "extract_action_noise", "extract_batch_size", "seed")
+DATA_KEYS = settings_of("rollouts")
 
 
 def episode_path(folder, index, round_number=0):

@@ -19,12 +19,12 @@ import keras
 import numpy as np
 
 from common.checkpoints import TrainingCheckpoint, load_upgraded, truncate_log
-from common.config import KEYS, VISIONS, settings_match, stage_folder
+from common.config import KEYS, VISIONS, settings_match, settings_of, stage_folder
 from common.data import array_dataset, frame_dataset, load_frames, load_steps, split_episodes
 from common.episodes import FRAME_SHAPE, check_values, list_episodes
 from common.errors import UserFacingError
 from common.files import atomic_path, write_json_atomic
-from common.layout import experiment_dir, model_path, record_dir, vision_dir
+from common.layout import experiment_dir, model_path, record_dir, vision_dir, vision_metrics_path
 from common.plots import image_rows, save_figure
 from common.progress import keras_verbosity
 from stages.vision_metrics import (
@@ -49,11 +49,7 @@ FIGURE_FRAMES = 8
 # The vaegan_* keys that are not VAEGAN's own arguments (the optimisers' rates; the KL floor is positional)
 VAEGAN_TRAINING_KEYS = ("vaegan_kl_tolerance", "vaegan_learning_rate", "vaegan_discriminator_learning_rate")
 # Settings a trained model depends on: a rerun with other values is refused rather than resumed.
-SETTINGS = {
-    "vae": ("z_size", "vae_kl_tolerance", "vae_batch_size", "vae_learning_rate", "holdout_fraction", "seed"),
-    "vaegan": ("z_size", "vae_batch_size", "holdout_fraction", "seed",
-               *(key for key in KEYS if key.startswith("vaegan_"))),
-}
+SETTINGS = {vision: settings_of(vision) for vision in VISIONS}
 
 
 def vaegan_arguments(config):
@@ -211,7 +207,7 @@ def vision_checkpoint(config, vision, training):
 def vision_trained(config, vision):
     """True if `vision` has been trained for vae_num_epoch epochs on the current episodes and saved."""
     folder = vision_dir(config, vision)
-    if not (model_path(config, vision).exists() and (folder / "vision_metrics.json").exists()
+    if not (model_path(config, vision).exists() and vision_metrics_path(config, vision).exists()
             and settings_match(folder, f"{vision}_train.py", config, SETTINGS[vision])):
         return False
     training, _ = split_episodes(list_episodes(record_dir(config)), config.holdout_fraction, config.seed)
@@ -228,7 +224,7 @@ def train_vision(config, vision):
         if vision_trained(config, vision):
             print(f"{vision}: already trained for {config.vae_num_epoch} epochs; nothing to do "
                   f"(model {model_path(config, vision)})")
-            return json.loads((folder / "vision_metrics.json").read_text())
+            return json.loads(vision_metrics_path(config, vision).read_text())
         training, held_out, validation_frames = held_out_frames(config)
         keras.utils.set_random_seed(config.seed)
         model = build_vision_model(config, vision)
@@ -263,7 +259,7 @@ def train_vision(config, vision):
         probe = probe_steps(config, training, held_out)
         metrics = {"vision": vision, **vision_metrics(model, validation_frames, probe,
                                                       reference_frames(config, training))}
-        write_json_atomic(folder / "vision_metrics.json", metrics)
+        write_json_atomic(vision_metrics_path(config, vision), metrics)
     print(f"{vision}: held-out MSE {metrics['mse']:.5f}, SSIM {metrics['ssim']:.3f}, "
           f"sharpness {metrics['sharpness']:.3f}\nmodel {model_path(config, vision)}; "
           f"log {folder / 'training_log.csv'}; figures {folder / 'figures'}")
@@ -301,7 +297,7 @@ def evaluate_vision(config, visions=VISIONS):
         if model_path(config, vision).exists():
             model = load_vision_model(model_path(config, vision), config.z_size)
             results[vision] = {"vision": vision, **vision_metrics(model, frames, probe, reference)}
-            write_json_atomic(vision_dir(config, vision) / "vision_metrics.json", results[vision])
+            write_json_atomic(vision_metrics_path(config, vision), results[vision])
     if not results:
         raise UserFacingError(f"no trained vision model under {vision_dir(config, 'vae').parent}; "
                               "run vae_train.py or vaegan_train.py first")

@@ -6,7 +6,8 @@ real steps and wall-clock hours, for controller runs of train.py, beside the TF2
 
 Each path is a controller folder (the one holding log.csv and best.json). For every run it prints
 the held-out score of the mean at each evaluation against the real steps spent so far (candidates'
-training episodes and the held-out tests after generation 0 alike: log.csv's `steps`) and the
+training episodes and every held-out test: log.csv's `steps`, and generation 0's test, best.json's
+`initial_steps`, in runs that record it) and the
 wall-clock hours (comparable only between runs that had the machine alike), and
 draws all runs on one plot with the TF2 World Models port's published curve (zacwellmer/WorldModels,
 CarRacing-v0: generation 0: 166, 10: 418, 20: 736, 30: 766, 40: 802, 60: 835, 70: 838), its steps
@@ -34,7 +35,8 @@ def evaluations(folder):
     best = json.loads((folder / "best.json").read_text())
     with open(folder / "log.csv") as handle:
         rows = list(csv.DictReader(handle))
-    points, steps, seconds = [(0, 0.0, best["initial_score"], best["initial_score_std"])], 0, 0.0
+    steps, seconds = best.get("initial_steps", 0), 0.0  # generation 0's held-out test (recorded since 2026-12-07)
+    points = [(steps, seconds, best["initial_score"], best["initial_score_std"])]
     for row in rows:
         steps, seconds = steps + int(row["steps"]), seconds + float(row["seconds"])
         if row["test_score"]:

@@ -17,7 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "WorldModels"))
 
 import argparse
 
-from stages.evaluation import compare_scores, evaluation_scores, mean_interval
+from common.statistics import compare_scores, mean_interval
+from stages.evaluation import evaluation_scores
 from stages.report import score_comparison
 
 BACKENDS = ("gymnasium", "envpool")

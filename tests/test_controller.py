@@ -8,6 +8,7 @@ from gymnasium.utils.env_checker import check_env
 
 from common.config import parse_config
 from common.errors import UserFacingError
+from common.statistics import compare_scores, mean_interval, sample_std
 from conftest import RUN_RECORDS
 from controller import (
     carracing_action,
@@ -23,15 +24,8 @@ from controller import (
 from env import DreamBatch, DreamEnv, make_env
 from rnn.rnn import MDNRNN
 from stages.agent import Agent, episode_seeds, play_dreams, play_episodes
-from stages.evaluation import (
-    compare_scores,
-    controller_evaluated,
-    describe_scores,
-    evaluation_scores,
-    mean_interval,
-    write_evaluation,
-)
-from stages.evolution import cma_seed, held_out_seeds, training_seeds
+from stages.evaluation import controller_evaluated, describe_scores, evaluation_scores, write_evaluation
+from stages.evolution import _new_state, cma_seed, held_out_seeds, real_steps_spent, training_seeds
 from vae.vae import ConvVAE
 
 rng = np.random.default_rng(0)
@@ -96,7 +90,7 @@ def test_controller_files_round_trip_and_bad_ones_are_named(tmp_path, make_confi
 def test_episode_seeds_are_fixed_and_purposes_never_share_one():
     assert episode_seeds(0, "train", 3, 4) == episode_seeds(0, "train", 3, 4)
     seeds = [set(episode_seeds(0, purpose, generation, 50))
-             for purpose, generation in (("train", 0), ("train", 1), ("test", 0), ("evaluate", 0))]
+             for purpose, generation in (("train", 0), ("train", 1), ("test", 0), ("evaluate", 0), ("validate", 0))]
     assert sum(len(group) for group in seeds) == len(set().union(*seeds))
 
 
@@ -109,7 +103,8 @@ def test_another_cma_es_run_trains_on_its_own_episodes_and_is_tested_on_the_same
     recorded_seeds, _ = evaluation_scores(RUN_RECORDS / "laptop_vaegan" / "best.json")
     assert list(recorded_seeds) == episode_seeds(0, "evaluate", 0, 100) and cma_seed(first) == 1
     runs = [cma_seed(make_config("--controller_seed", k)) for k in range(1, 6)]
-    episodes = {seed for purpose in ("train", "test", "evaluate") for seed in episode_seeds(0, purpose, 0, 100)}
+    episodes = {seed for purpose in ("train", "test", "evaluate", "validate")
+                for seed in episode_seeds(0, purpose, 0, 100)}
     assert len(set(runs)) == 5 and all(1 <= seed < 2**32 for seed in runs) and not set(runs) & episodes
 
 
@@ -249,6 +244,50 @@ def test_an_evaluation_in_envpool_is_kept_beside_the_judges_and_each_is_found_ag
     assert evaluation_scores(controller, "envpool")[1].tolist() == [30.0, 50.0]
     assert controller_evaluated(make_config(), controller, 2)["mean"] == 15.0
     assert controller_evaluated(make_config("--env_backend", "envpool"), controller, 2)["mean"] == 40.0
+
+
+def test_validation_scores_have_their_own_episodes_and_files_and_never_stand_for_the_test_score(tmp_path, make_config):
+    controller = tmp_path / "best.json"
+    controller.write_text("[[0.0], 0.0]")
+    config = make_config()
+    write_evaluation(config, controller, [11, 12, 13], np.array([10.0, 20.0, 60.0]))
+    validation = write_evaluation(config, controller, [21, 22], np.array([100.0, 200.0]), "validation")
+    assert validation["episode_set"] == "validation" and validation["std"] == pytest.approx(np.std([100, 200], ddof=1))
+    assert {"best_validation.csv", "best_validation.json", "best_validation_scores.png"} <= {
+        path.name for path in tmp_path.iterdir()}
+    assert evaluation_scores(controller)[1].tolist() == [10.0, 20.0, 60.0]  # the test scores are untouched
+    assert evaluation_scores(controller, episode_set="validation")[1].tolist() == [100.0, 200.0]
+    assert controller_evaluated(config, controller, 3)["mean"] == 30.0
+    assert controller_evaluated(config, controller, 2, "validation")["mean"] == 150.0
+    assert controller_evaluated(config, controller, 3, "validation") is None  # another number of episodes
+
+
+def test_standard_deviations_are_sample_ones_and_real_steps_count_every_test():
+    scores = rng.normal(500, 100, 16)
+    assert sample_std(scores) == pytest.approx(np.std(scores, ddof=1)) and sample_std([7.0]) == 0.0
+    log = [{"steps": 16000}, {"steps": 17500}]
+    assert real_steps_spent({"initial_steps": 16000}, log) == 49500  # generation 0's test counts too
+    assert real_steps_spent({}, log) == 33500  # a run made before initial_steps was recorded
+    assert real_steps_spent({"dream": True, "initial_steps": 900, "real_steps": 16000}, log) == 16000
+
+
+def test_mirrored_sampling_pairs_the_candidates_and_cma_es_sees_only_ranks(make_config):
+    es = _new_state(make_config("--controller_mirrored", 1, "--controller_num_worker", 8), {})["es"]
+    candidates = np.array(es.ask())
+    np.testing.assert_allclose(candidates[0::2] - es.mean, -(candidates[1::2] - es.mean), atol=1e-12)
+    plain = np.array(_new_state(make_config("--controller_num_worker", 8), {})["es"].ask())
+    assert not np.allclose(plain[0::2], -plain[1::2])
+    with pytest.raises(SystemExit):
+        make_config("--controller_mirrored", 1, "--controller_num_worker", 7)
+    # why no fitness-shaping key: CMA-ES moves the same way under any increasing transform of the fitness
+    means = []
+    for shape in (lambda fitness: fitness, lambda fitness: np.exp(fitness / 50.0)):
+        es = _new_state(make_config("--controller_num_worker", 8), {})["es"]
+        for _ in range(3):
+            candidates = np.array(es.ask())
+            es.tell(list(candidates), list(-shape(-np.sum((candidates - 0.3) ** 2, axis=1) * 100)))
+        means.append(es.mean.copy())
+    np.testing.assert_array_equal(means[0], means[1])
 
 
 def test_scores_are_read_back_and_a_missing_table_is_named(tmp_path):

@@ -63,6 +63,8 @@ def test_training_writes_its_outputs_and_a_rerun_resumes(tiny, dream):
     parameters, document = load_controller(folder / "best.json", config)
     assert parameters.shape == (num_parameters(config),) and document["score"] == pytest.approx(best["score"])
     assert ("real_score" in document) == bool(dream)  # a dream-trained controller is scored for real too
+    # every real step is counted: generation 0's held-out test, or a dream run's real tests
+    assert document["real_steps"] > 0 if dream else document["initial_steps"] > 0
     assert document["score"] >= document["initial_score"]  # the initial mean (generation 0) is a candidate
     if document["generation"] == 0:
         assert not parameters.any()  # CMA-ES starts from zeros, as the original does

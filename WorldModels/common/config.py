@@ -254,6 +254,9 @@ KEYS = _declare({
     "controller_num_worker": (positive_int, 64, "CMA-ES's population size (times controller_num_worker_trial; "
                               "the original's name: not a number of processes, which is num_workers)", "controller"),
     "controller_num_worker_trial": (positive_int, 1, "population = controller_num_worker * this", "controller"),
+    "controller_mirrored": (boolean, False, "mirrored (antithetic) sampling: candidates come in pairs mean +- d "
+                            "(pycma's unconditional mirrors, population/2 of them; needs an even population). "
+                            "No fitness-shaping key: CMA-ES uses only the ranks of the fitness", "controller"),
     "controller_sigma_init": (positive_float, 0.1, "initial CMA-ES step size", "controller"),
     "controller_stall_steps": (non_negative_int, 0, "a training episode in the real env ends after this many "
                                "steps without a new tile, charged the -0.1 a step it would still pay (0: full "
@@ -278,8 +281,11 @@ KEYS = _declare({
                      "the agent's z: sampled from N(mu, exp(logvar)) as the original, or the mean",
                      "controller evaluation"),
     "agent_batch_size": (positive_int, 16, "episodes one worker plays in lockstep, batching the agent's networks", ""),
-    "evaluate_episodes": (positive_int, 100, "real episodes (fixed seeds) evaluate.py and pipeline.py score "
-                          "the best controller on", ""),
+    "evaluate_episodes": (positive_int, 100, "test episodes (fixed seeds) evaluate.py and pipeline.py score "
+                          "the best controller on: the published scores, played once per final setting", ""),
+    "validation_episodes": (positive_int, 32, "validation episodes (fixed seeds of their own, never used for "
+                            "training, held-out tests or the test score) evaluate.py --validation scores a "
+                            "controller on, to choose between settings", ""),
 })
 
 
@@ -432,6 +438,10 @@ def parse_config(argv=None, description=None, add_arguments=None):
         except ConfigError as error:
             parser.error(str(error))
     config = parser.parse_args(argv)
+    population = config.controller_num_worker * config.controller_num_worker_trial
+    if config.controller_mirrored and population % 2:
+        parser.error(f"argument --controller_mirrored: mirrored sampling pairs the candidates, so the population "
+                     f"(controller_num_worker * controller_num_worker_trial = {population}) must be even")
     if config.min_frames > config.max_frames:
         parser.error(f"argument --min_frames: must be <= max_frames ({config.max_frames}), got {config.min_frames}")
     if config.env_backend == "envpool" and importlib.util.find_spec("envpool") is None:

@@ -13,6 +13,7 @@
                 log.csv, log.json                 controller_log_path
                 best.json                         best_controller_path
                 best_evaluation[_envpool].csv/.json, best_scores[_envpool].png   evaluation_file, summary_path
+                best_validation[_envpool].csv/.json, best_validation_scores[_envpool].png   (validation set)
 
 A world model is its vision model and MDN-RNN files (world_model_files); world_model_key says which
 files a process loaded, so it loads them again only when they change.
@@ -99,15 +100,25 @@ def controller_path(config):
     return Path(config.extract_controller) if config.extract_controller else best_controller_path(config)
 
 
-def evaluation_file(path, name, backend="gymnasium"):
+# The two fixed sets of real episodes a controller is scored on after training: the test set (evaluate.py's
+# default, the published scores) and the validation set (for choosing between settings); each names its
+# files and draws its seeds from its own stream (agent.PURPOSES).
+EPISODE_SETS = {"test": "evaluation", "validation": "validation"}
+
+
+def evaluation_file(path, name, backend="gymnasium", episode_set="test"):
     """<stem>_<name> beside the controller file <stem>.json (name: evaluation.csv, evaluation.json or
-    scores.png) for its evaluation in gymnasium's CarRacing, the judge; in envpool's, <stem>_evaluation_
-    envpool.csv and so on, kept beside it."""
+    scores.png) for its scores on the test episodes in gymnasium's CarRacing, the judge; in envpool's,
+    <stem>_evaluation_envpool.csv and so on, kept beside it; on the validation episodes, validation
+    in place of evaluation (<stem>_validation.csv, <stem>_validation_scores.png)."""
     base, extension = name.rsplit(".", 1)
+    if episode_set != "test":
+        word = EPISODE_SETS[episode_set]
+        base = base.replace("evaluation", word) if "evaluation" in base else f"{word}_{base}"
     suffix = "" if backend == "gymnasium" else f"_{backend}"
     return Path(path).with_name(f"{Path(path).stem}_{base}{suffix}.{extension}")
 
 
-def summary_path(path, backend="gymnasium"):
+def summary_path(path, backend="gymnasium", episode_set="test"):
     """<name>_evaluation.json of the controller file <name>.json (see evaluation_file)."""
-    return evaluation_file(path, "evaluation.json", backend)
+    return evaluation_file(path, "evaluation.json", backend, episode_set)

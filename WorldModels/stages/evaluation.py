@@ -8,8 +8,11 @@ evaluate_controller writes, beside the controller file <name>.json:
 in gymnasium's CarRacing (env_backend=gymnasium, the judge); in envpool's, the same files with _envpool
 before the extension (<name>_evaluation_envpool.csv ...), so that neither replaces the other.
 Episodes use fixed seeds (agent.episode_seeds(seed, "evaluate", ...)), so two controllers evaluated
-with the same config meet the same tracks. evaluate_best (pipeline.py's last stage) does this for
-train.py's best.json with evaluate_episodes episodes, and adds best_agent.gif and best_dream.gif.
+with the same config meet the same tracks. Those are the test episodes, played once per final setting;
+settings are chosen on the validation episodes (episode_set="validation": seeds of their own stream,
+"validate", into <name>_validation.csv, <name>_validation.json and <name>_validation_scores.png).
+evaluate_best (pipeline.py's last stage) does this for train.py's best.json with evaluate_episodes
+test episodes, and adds best_agent.gif and best_dream.gif.
 """
 
 import csv
@@ -19,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from scipy import stats
 
 from common.config import LEGACY_VALUES, settings_of
 from common.errors import UserFacingError
 from common.files import atomic_path, file_sha256, write_json_atomic, write_text_atomic
 from common.layout import best_controller_path, evaluation_file, model_path, summary_path
 from common.plots import save_figure
+from common.statistics import mean_interval, sample_std
 from controller import controller_features, linear_actions, load_controller
 from stages.agent import episode_seeds, load_agent, load_dream, play_episodes
 from stages.evolution import RealEpisodes
@@ -44,15 +47,17 @@ def load_for_config(path, config):
     return parameters
 
 
+SEED_PURPOSES = {"test": "evaluate", "validation": "validate"}  # an episode set's seed stream (agent.PURPOSES)
+
 # The settings a controller's scores depend on, besides its file and the world model.
 EVALUATION_SETTINGS = settings_of("evaluation")
 
 
-def controller_evaluated(config, path, episodes):
-    """The summary of an evaluation of the controller file `path` over `episodes` episodes with the
-    config's settings, or None if there is none (or the file or the settings have changed since)."""
+def controller_evaluated(config, path, episodes, episode_set="test"):
+    """The summary of an evaluation of the controller file `path` over `episodes` episodes of `episode_set`
+    with the config's settings, or None if there is none (or the file or the settings have changed since)."""
     try:
-        summary = json.loads(summary_path(path, config.env_backend).read_text())
+        summary = json.loads(summary_path(path, config.env_backend, episode_set).read_text())
     except (OSError, ValueError):
         return None
     wanted = {"controller_sha256": file_sha256(path), "episodes": episodes,
@@ -60,75 +65,49 @@ def controller_evaluated(config, path, episodes):
     return summary if all(summary.get(key, LEGACY_VALUES.get(key)) == value for key, value in wanted.items()) else None
 
 
-def evaluate_controller(config, path, episodes):
-    """Play `episodes` real episodes with the controller in `path`; write and return the summary."""
+def evaluate_controller(config, path, episodes, episode_set="test"):
+    """Play `episodes` real episodes of `episode_set` (test: the evaluation episodes; validation: the
+    episodes settings are chosen on) with the controller in `path`; write and return the summary."""
     path = Path(path)
     parameters = load_for_config(path, config)
-    seeds = episode_seeds(config.seed, "evaluate", 0, episodes)
+    seeds = episode_seeds(config.seed, SEED_PURPOSES[episode_set], 0, episodes)
     real = RealEpisodes(config)
     try:
         scores, _ = real.scores(parameters[None], seeds)
     finally:
         real.close()
-    return write_evaluation(config, path, seeds, scores[0])
+    return write_evaluation(config, path, seeds, scores[0], episode_set)
 
 
-def write_evaluation(config, path, seeds, scores):
-    """Write the evaluation files of the controller file `path` (its scores, per episode seed, and their
-    summary and histogram beside it); returns the summary."""
+def write_evaluation(config, path, seeds, scores, episode_set="test"):
+    """Write the evaluation files of the controller file `path` on `episode_set` (its scores, per episode
+    seed, and their summary and histogram beside it); returns the summary."""
     episodes = len(scores)
     table = io.StringIO()
     writer = csv.writer(table)
     writer.writerow(["episode", "seed", "score"])
     writer.writerows([index, seed, score] for index, (seed, score) in enumerate(zip(seeds, scores, strict=True)))
-    write_text_atomic(evaluation_file(path, "evaluation.csv", config.env_backend), table.getvalue())
-    summary = {"controller": str(path), "episodes": episodes, "mean": float(scores.mean()),
-               "std": float(scores.std()), "ci95": list(mean_interval(scores)) if episodes > 1 else None,
+    write_text_atomic(evaluation_file(path, "evaluation.csv", config.env_backend, episode_set), table.getvalue())
+    summary = {"controller": str(path), "episode_set": episode_set, "episodes": episodes, "mean": float(scores.mean()),
+               "std": sample_std(scores), "ci95": list(mean_interval(scores)) if episodes > 1 else None,
                "min": float(scores.min()), "max": float(scores.max()),
                "controller_sha256": file_sha256(path), **{key: getattr(config, key) for key in EVALUATION_SETTINGS}}
-    write_json_atomic(summary_path(path, config.env_backend), summary)
-    save_figure(score_histogram(scores, f"{path.name} ({config.vision}, {config.env_backend}): {episodes} episodes"),
-                evaluation_file(path, "scores.png", config.env_backend))
+    write_json_atomic(summary_path(path, config.env_backend, episode_set), summary)
+    title = f"{path.name} ({config.vision}, {config.env_backend}): {episodes} {episode_set} episodes"
+    save_figure(score_histogram(scores, title), evaluation_file(path, "scores.png", config.env_backend, episode_set))
     return summary
 
 
-def evaluation_scores(path, backend="gymnasium"):
+def evaluation_scores(path, backend="gymnasium", episode_set="test"):
     """(seeds int64, scores float64), per episode, that evaluate_controller wrote for the controller file
-    `path` (in the simulator `backend`)."""
-    table = evaluation_file(path, "evaluation.csv", backend)
+    `path` (in the simulator `backend`, on `episode_set`)."""
+    table = evaluation_file(path, "evaluation.csv", backend, episode_set)
     try:
         with table.open(newline="") as handle:
             rows = list(csv.DictReader(handle))
         return np.array([int(row["seed"]) for row in rows]), np.array([float(row["score"]) for row in rows])
     except (OSError, KeyError, ValueError) as error:
         raise UserFacingError(f"{table}: no readable per-episode scores ({error}); run evaluate.py again") from None
-
-
-def mean_interval(scores, confidence=0.95):
-    """(low, high): Student's t confidence interval of the mean of `scores` (at least two of them)."""
-    scores = np.asarray(scores, np.float64)
-    half_width = stats.t.ppf((1 + confidence) / 2, len(scores) - 1) * scores.std(ddof=1) / np.sqrt(len(scores))
-    return float(scores.mean() - half_width), float(scores.mean() + half_width)
-
-
-def compare_scores(first, second, paired, confidence=0.95):
-    """Two controllers' scores compared: the difference of means (first - second), a t-test (its confidence
-    interval of the difference and p-value) and, as scores are far from normal (a lap or a crash), a rank
-    test's p-value. paired (the same episode seeds, in the same order): the paired t-test and Wilcoxon's
-    signed-rank test; else Welch's t-test and the Mann-Whitney U test. Returns a dict."""
-    first, second = np.asarray(first, np.float64), np.asarray(second, np.float64)
-    if paired and np.array_equal(first, second):  # the same score on every episode: no difference, no test
-        return {"difference": 0.0, "low": 0.0, "high": 0.0, "t": 0.0, "p_t": 1.0, "p_rank": 1.0, "paired": True}
-    if paired:
-        t_test = stats.ttest_rel(first, second)
-        rank_p = stats.wilcoxon(first, second).pvalue
-    else:
-        t_test = stats.ttest_ind(first, second, equal_var=False)
-        rank_p = stats.mannwhitneyu(first, second, alternative="two-sided").pvalue
-    interval = t_test.confidence_interval(confidence)
-    return {"difference": float(first.mean() - second.mean()), "low": float(interval.low),
-            "high": float(interval.high), "t": float(t_test.statistic), "p_t": float(t_test.pvalue),
-            "p_rank": float(rank_p), "paired": paired}
 
 
 def describe_scores(summary):
@@ -178,7 +157,7 @@ def score_histogram(scores, title):
     figure = Figure(figsize=(6, 3.5), layout="constrained")
     axis = figure.subplots()
     axis.hist(scores, bins=min(30, max(5, len(scores) // 3)), color="C0")
-    axis.axvline(np.mean(scores), color="C3", label=f"mean {np.mean(scores):.1f} ± {np.std(scores):.1f}")
+    axis.axvline(np.mean(scores), color="C3", label=f"mean {np.mean(scores):.1f} ± {sample_std(scores):.1f}")
     axis.set_xlabel("score")
     axis.set_ylabel("episodes")
     axis.set_title(title, fontsize=10)

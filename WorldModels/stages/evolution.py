@@ -47,6 +47,7 @@ from common.layout import (
 from common.parallel import open_workers, run_tasks
 from common.plots import save_figure
 from common.progress import progress_bar
+from common.statistics import sample_std
 from controller import load_controller, num_parameters, reduce_scores, save_controller, weight_decay_penalty
 from stages.agent import CMA_STREAM, episode_seeds, load_dream, play_dreams, score_episodes
 
@@ -187,10 +188,10 @@ def train_controller(config):
             if "initial" not in state:  # the starting point (where es started), every later score's reference
                 initial = starting_mean(config)
                 test, test_steps = _test(episodes, initial, config)
-                state["initial"] = {"score": float(test.mean()), "score_std": float(test.std()), "generation": 0,
-                                    "parameters": initial}
+                state["initial"] = {"score": float(test.mean()), "score_std": sample_std(test), "generation": 0,
+                                    "steps": test_steps, "parameters": initial}
                 state["best"] = state["best"] or state["initial"]
-                print(f"the initial mean scores {test.mean():.1f} ± {test.std():.1f} on "
+                print(f"the initial mean scores {test.mean():.1f} ± {sample_std(test):.1f} on "
                       f"{config.controller_num_test_episode} held-out episodes ({test_steps} steps)")
                 _save(folder, config, state)
             progress = progress_bar(range(len(state["log"]), config.controller_max_generations),
@@ -215,8 +216,10 @@ def _new_state(config, fingerprint):
     import cma
 
     population = config.controller_num_worker * config.controller_num_worker_trial
-    es = cma.CMAEvolutionStrategy(starting_mean(config).astype(np.float64), config.controller_sigma_init,
-                                  {"popsize": population, "seed": cma_seed(config), "verbose": -9})
+    options = {"popsize": population, "seed": cma_seed(config), "verbose": -9}
+    if config.controller_mirrored:  # every second candidate is the mirror image of the one before it
+        options.update(CMA_mirrors=population // 2, CMA_mirrormethod=0)
+    es = cma.CMAEvolutionStrategy(starting_mean(config).astype(np.float64), config.controller_sigma_init, options)
     return {"es": es, "log": [], "best": None, "world": fingerprint}
 
 
@@ -256,10 +259,10 @@ def _run_generation(state, episodes, config, generation):
     last = generation + 1 == config.controller_max_generations
     if (generation + 1) % config.controller_eval_steps == 0 or last:
         test, test_steps = _test(episodes, np.asarray(es.mean, np.float32), config)
-        row.update(test_score=float(test.mean()), test_std=float(test.std()))
+        row.update(test_score=float(test.mean()), test_std=sample_std(test))
         row["steps"] += test_steps
         if test.mean() > state["best"]["score"]:
-            state["best"] = {"score": float(test.mean()), "score_std": float(test.std()),
+            state["best"] = {"score": float(test.mean()), "score_std": sample_std(test),
                              "generation": generation + 1, "parameters": np.asarray(es.mean, np.float32)}
     row["seconds"] = time.monotonic() - started
     return row
@@ -269,10 +272,10 @@ def _score_for_real(best, config):
     """Add the real-environment score of a dream-trained best controller to it (held-out episodes)."""
     real = RealEpisodes(config)
     try:
-        test, _ = _test(real, best["parameters"], config)
+        test, steps = _test(real, best["parameters"], config)
     finally:
         real.close()
-    best.update(real_score=float(test.mean()), real_score_std=float(test.std()))
+    best.update(real_score=float(test.mean()), real_score_std=sample_std(test), real_steps=steps)
 
 
 def _save(folder, config, state):
@@ -281,6 +284,16 @@ def _save(folder, config, state):
     state["numpy_random"] = np.random.get_state()
     _write_outputs(folder, config, state)
     write_bytes_atomic(cma_checkpoint_path(config), pickle.dumps(state))
+
+
+def real_steps_spent(best, log):
+    """Every real environment step a CMA-ES run took, from its best.json and log: in the real environment,
+    its generations' episodes and held-out tests (log.csv's steps) and generation 0's held-out test
+    (initial_steps; absent from runs made before it was recorded); in the dream, only the real tests of
+    its best controller (real_steps)."""
+    if best.get("dream"):
+        return int(best.get("real_steps", 0))
+    return int(best.get("initial_steps", 0)) + sum(int(row["steps"]) for row in log)
 
 
 def _summarize(folder, config, best):
@@ -317,7 +330,8 @@ def _write_outputs(folder, config, state):
     best, log = state["best"], state["log"]
     save_controller(best_controller_path(config), best["parameters"], config, dream=bool(config.dream_env),
                     initial_score=state["initial"]["score"], initial_score_std=state["initial"]["score_std"],
-                    **{key: value for key, value in best.items() if key != "parameters"})
+                    **({"initial_steps": state["initial"]["steps"]} if "steps" in state["initial"] else {}),
+                    **{key: value for key, value in best.items() if key not in ("parameters", "steps")})
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=LOG_FIELDS)
     writer.writeheader()

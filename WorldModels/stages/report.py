@@ -32,8 +32,9 @@ from common.layout import (
     vision_dir,
 )
 from common.plots import image_rows, save_figure
-from stages.evaluation import best_evaluated, compare_scores, controller_evaluated, describe_scores, evaluation_scores
-from stages.evolution import controller_trained, dream_config, training_curve
+from common.statistics import compare_scores
+from stages.evaluation import best_evaluated, controller_evaluated, describe_scores, evaluation_scores
+from stages.evolution import controller_trained, dream_config, real_steps_spent, training_curve
 from stages.memory import memory_trained, prediction_pixel_errors
 from stages.vision import (
     held_out_frames,
@@ -148,8 +149,8 @@ def _column(config, model, frames, probe, reference):
             describe_scores(evaluation) if evaluation else MISSING),
         "best controller: generation (0 = the initial mean) of all run": (f"{best['generation']} of {len(log)}"
                                                                            if best else MISSING),
-        f"{'dream' if config.dream_env else 'real'} environment steps spent by CMA-ES (with its held-out tests)": (
-            f"{sum(row['steps'] for row in log):,}" if log else MISSING),
+        "real environment steps spent by CMA-ES (with its held-out tests; a dream run: its real tests)": (
+            f"{real_steps_spent(best, log):,}" if log and best else MISSING),
         f"{'dream' if config.dream_env else 'held-out'} score of the initial mean (controller_num_test_episode)": (
             f"{best['initial_score']:.1f} ± {best['initial_score_std']:.1f}" if best else MISSING),
         "wall time: vision training": seconds("vision"),

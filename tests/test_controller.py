@@ -5,10 +5,11 @@ import json
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from scipy import stats
 
 from common.config import parse_config
 from common.errors import UserFacingError
-from common.statistics import compare_scores, mean_interval, sample_std
+from common.statistics import compare_runs, compare_scores, mean_interval, runs_summary, sample_std
 from conftest import RUN_RECORDS
 from controller import (
     carracing_action,
@@ -298,3 +299,27 @@ def test_scores_are_read_back_and_a_missing_table_is_named(tmp_path):
         evaluation_scores(tmp_path / "other.json")
     summary = {"mean": 4.75, "std": 7.75, "episodes": 2, "ci95": [-93.7, 103.2]}
     assert describe_scores(summary) == "4.8 ± 7.8 (95% CI -93.7 to 103.2, 2 episodes)"
+
+
+def test_methods_are_compared_over_runs_not_over_one_runs_episodes():
+    rng = np.random.default_rng(1)
+    # three runs a method whose run means spread far more than one run's episode noise allows for
+    first = [rng.normal(mean, 50, 100) for mean in (500, 650, 800)]
+    second = [rng.normal(mean, 50, 100) for mean in (450, 600, 750)]
+    means = [np.mean(scores) for scores in first]
+    summary = runs_summary(means)
+    assert summary["runs"] == 3 and summary["std"] == pytest.approx(np.std(means, ddof=1))
+    assert summary["ci95"] == pytest.approx(list(mean_interval(means)))
+    compared = compare_runs(first, second)
+    welch = stats.ttest_ind(means, [np.mean(scores) for scores in second], equal_var=False)
+    assert compared["p_t"] == pytest.approx(welch.pvalue) and compared["p_t"] > 0.2
+    assert compared["low"] < 0 < compared["high"] and compared["bootstrap_low"] < 0 < compared["bootstrap_high"]
+    # pooled as 300 episodes of one method, the same scores would look like a sure difference
+    assert compare_scores(np.concatenate(first), np.concatenate(second), paired=False)["p_t"] < 0.01
+    # a real difference between methods is found by both tests
+    better = [scores + 400 for scores in first]
+    far = compare_runs(better, second)
+    assert far["p_t"] < 0.05 and far["p_bootstrap"] < 0.05 and far["bootstrap_low"] > 0
+    assert runs_summary([700.0])["ci95"] is None
+    with pytest.raises(ValueError, match="at least two runs"):
+        compare_runs(first[:1], second)

@@ -37,3 +37,49 @@ def compare_scores(first, second, paired, confidence=0.95):
     return {"difference": float(first.mean() - second.mean()), "low": float(interval.low),
             "high": float(interval.high), "t": float(t_test.statistic), "p_t": float(t_test.pvalue),
             "p_rank": float(rank_p), "paired": paired}
+
+
+# -- over independent runs: a method's claim holds over runs, not over one run's episodes ----------
+
+def runs_summary(run_means, confidence=0.95):
+    """The mean over independent runs of each run's mean score, their sample std, and Student's t
+    interval of that mean (n - 1 degrees of freedom; None for a single run). Returns a dict."""
+    run_means = np.asarray(run_means, np.float64)
+    interval = mean_interval(run_means, confidence) if len(run_means) > 1 else None
+    return {"runs": len(run_means), "mean": float(run_means.mean()), "std": sample_std(run_means),
+            "ci95": list(interval) if interval else None}
+
+
+def compare_runs(first_runs, second_runs, confidence=0.95, resamples=10000, seed=0):
+    """Two methods compared over their independent runs, each run given as its per-episode scores.
+    Welch's t-test on the run means (its interval of the difference first - second and p-value), and a
+    hierarchical bootstrap as a second opinion: runs resampled within each method, then episodes within
+    each run, the difference of the methods' means of run means each time; its percentile interval and
+    the share of resamples on the other side of zero (two-sided). At least two runs a method."""
+    first_means = np.array([np.mean(scores) for scores in first_runs])
+    second_means = np.array([np.mean(scores) for scores in second_runs])
+    if min(len(first_means), len(second_means)) < 2:
+        raise ValueError("compare_runs needs at least two runs of each method")
+    t_test = stats.ttest_ind(first_means, second_means, equal_var=False)
+    interval = t_test.confidence_interval(confidence)
+    rng = np.random.default_rng(seed)
+    differences = (_bootstrap_means(first_runs, resamples, rng) - _bootstrap_means(second_runs, resamples, rng))
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(differences, [tail, 1 - tail])
+    return {"difference": float(first_means.mean() - second_means.mean()), "low": float(interval.low),
+            "high": float(interval.high), "p_t": float(t_test.pvalue), "bootstrap_low": float(low),
+            "bootstrap_high": float(high),
+            "p_bootstrap": float(min(1.0, 2 * min(np.mean(differences <= 0), np.mean(differences >= 0))))}
+
+
+def _bootstrap_means(runs, resamples, rng):
+    """(resamples,): the mean over len(runs) runs drawn with replacement, each drawn run's episodes drawn
+    with replacement again (independently, also when a run is drawn twice)."""
+    runs = [np.asarray(scores, np.float64) for scores in runs]
+    picks = rng.integers(len(runs), size=(resamples, len(runs)))
+    total = np.zeros(resamples)
+    for slot in range(len(runs)):
+        for index, scores in enumerate(runs):
+            rows = np.flatnonzero(picks[:, slot] == index)
+            total[rows] += scores[rng.integers(len(scores), size=(len(rows), len(scores)))].mean(axis=1)
+    return total / len(runs)

@@ -1,6 +1,8 @@
 """Shared fixtures: tiny configs in temporary folders (never the user's results/)."""
 
 import shutil
+import struct
+import zipfile
 from pathlib import Path
 
 import common.tensorflow_settings  # noqa: F401  (first: TensorFlow reads its settings when imported)
@@ -71,3 +73,14 @@ def make_config(tmp_path):
 def tiny_config(make_config):
     """Short episodes, two workers: a real extract takes seconds."""
     return make_config("--num_episodes", 4, "--max_frames", 30, "--min_frames", 5, "--num_workers", 2)
+
+
+def corrupt_frames(path):
+    """Flip bytes in the middle of the compressed obs array of an npz file: its CRC no longer matches."""
+    with zipfile.ZipFile(path) as archive:
+        member = archive.getinfo("obs.npy")
+    data = bytearray(path.read_bytes())
+    name_length, extra_length = struct.unpack("<HH", data[member.header_offset + 26:member.header_offset + 30])
+    middle = member.header_offset + 30 + name_length + extra_length + member.compress_size // 2
+    data[middle:middle + 8] = bytes(255 - byte for byte in data[middle:middle + 8])
+    path.write_bytes(bytes(data))

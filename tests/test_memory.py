@@ -13,8 +13,8 @@ from common.config import parse_config
 from common.data import split_episodes
 from common.episodes import list_episodes, load_episode
 from common.errors import UserFacingError
-from common.layout import model_path, rnn_path, series_path, vision_dir
-from conftest import SMOKE_CONFIG, copied_results, kill_after_epoch
+from common.layout import model_path, record_dir, rnn_path, series_path, vision_dir
+from conftest import SMOKE_CONFIG, copied_results, corrupt_frames, kill_after_epoch
 from stages import memory
 from stages.memory import encode_series, load_rnn, load_series, train_memory
 from stages.rollouts import extract
@@ -157,6 +157,31 @@ def test_the_scripts_run_from_the_command_line(tiny):
         result = subprocess.run(command, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-2000:]
     assert "held-out NLL per latent dimension" in result.stdout
+
+
+@pytest.mark.parametrize("damage", ["nan_action", "frames_checksum"])
+def test_series_refuses_a_damaged_episode_promptly_in_one_line(tiny, damage):
+    """An error met while tf.data streams an episode reaches the user as one line naming the file, the
+    process exits (no hang), and series.py writes nothing."""
+    config = tiny()
+    damaged = sorted(Path(record_dir(config)).glob("episode_*.npz"))[-1]
+    if damage == "nan_action":
+        arrays = dict(np.load(damaged))
+        arrays["action"] = arrays["action"].copy()
+        arrays["action"][3, 0] = np.nan
+        np.savez_compressed(damaged, **arrays)
+    else:
+        corrupt_frames(damaged)
+    before = sorted(path.name for path in vision_dir(config).iterdir())
+    command = [sys.executable, str(ROOT / "WorldModels" / "series.py"), "-c", str(SMOKE_CONFIG),
+               "--results_dir", config.results_dir, *TINY]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=90)
+    assert result.returncode == 1, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and damaged.name in errors[0], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    if damage == "nan_action":  # found before any work: nothing written
+        assert sorted(path.name for path in vision_dir(config).iterdir()) == before
 
 
 def test_a_kill_after_an_epochs_log_row_redoes_that_epoch_and_its_figure(tiny, monkeypatch):

@@ -15,9 +15,11 @@ import pytest
 
 from common.checkpoints import TrainingCheckpoint, truncate_log
 from common.config import ConfigError, parse_config
+from common.data import split_episodes
+from common.episodes import list_episodes
 from common.errors import UserFacingError
-from common.layout import model_path, vision_dir
-from conftest import RUN_RECORDS, SMOKE_CONFIG, copied_results, kill_after_epoch
+from common.layout import model_path, record_dir, vision_dir
+from conftest import RUN_RECORDS, SMOKE_CONFIG, copied_results, corrupt_frames, kill_after_epoch
 from stages.rollouts import extract
 from stages.vision import (
     _other_vision_rows,
@@ -250,6 +252,15 @@ def test_an_episode_with_nan_actions_is_refused_before_training_writes_anything(
         train_vision(config, "vae")
     assert not vision_dir(config, "vae").exists()
 
+
+
+def test_an_episode_whose_frames_fail_their_checksum_stops_training_in_one_line(tiny):
+    """Met while tf.data streams the training frames: the error names the file, as a refusal up front would."""
+    config = tiny()
+    training, _ = split_episodes(list_episodes(record_dir(config)), config.holdout_fraction, config.seed)
+    corrupt_frames(training[0].path)
+    with pytest.raises(UserFacingError, match=f"{training[0].path.name}: unreadable"):
+        train_vision(config, "vae")
 
 
 def test_the_published_vaegan_variant_table_is_regenerated_from_its_record():

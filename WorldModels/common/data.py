@@ -16,10 +16,39 @@ import tensorflow as tf
 
 from common.episodes import FRAME_SHAPE, EpisodeFileError, load_episode
 
+# EpisodeFileErrors met by tf.data's readers. Raised inside tf.numpy_function, an error would reach the
+# user wrapped in TensorFlow's OpError, after TensorFlow's own log lines with its traceback; so a reader
+# records it, hands tf.data an episode of no frames, and the Python side raises it (raise_read_failures).
+_read_failures = {}
+
 
 def _load_obs(path):
-    """numpy side of the pipeline: the obs array of one episode file (errors name the file)."""
-    return load_episode(path.decode(), keys=["obs"])["obs"]
+    """numpy side of the pipeline: the obs array of one episode file; a damaged file gives no frames and
+    is recorded for raise_read_failures."""
+    try:
+        return load_episode(path.decode(), keys=["obs"])["obs"]
+    except EpisodeFileError as error:
+        _read_failures.setdefault(path.decode(), error)
+        return np.zeros((0, *FRAME_SHAPE), np.uint8)
+
+
+def raise_read_failures():
+    """Raise the EpisodeFileError (one line naming the file) of the first damaged episode a tf.data
+    pipeline of this module has met since the last call, if any."""
+    if _read_failures:
+        error = next(iter(_read_failures.values()))
+        _read_failures.clear()
+        raise error
+
+
+class ReadFailures(tf.keras.callbacks.Callback):
+    """Stops fit() with the error of a damaged episode file its frame_dataset met (raise_read_failures)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        raise_read_failures()
+
+    def on_test_batch_end(self, batch, logs=None):
+        raise_read_failures()
 
 
 def _episode_frames(path):
@@ -33,7 +62,8 @@ def frame_dataset(paths, batch_size, shuffle_buffer=10_000, cycle_length=8, seed
 
     paths: episode files (validate them first with episodes.list_episodes). The file order is
     reshuffled every epoch, frames of cycle_length episodes are interleaved and pass through a
-    frame shuffle buffer. Errors reading a file name the file.
+    frame shuffle buffer. A damaged file gives no frames; raise_read_failures (called after every batch
+    by the ReadFailures callback) raises its error, naming the file.
     """
     paths = [str(path) for path in paths]
     if not paths:

@@ -24,8 +24,15 @@ import tensorflow as tf
 
 from common.checkpoints import TrainingCheckpoint, truncate_log
 from common.config import save_config, settings_match, settings_of, stage_folder
-from common.data import episode_dataset, sequence_dataset, split_episodes, to_unit_float, validation_windows
-from common.episodes import list_episodes, load_episode
+from common.data import (
+    episode_dataset,
+    raise_read_failures,
+    sequence_dataset,
+    split_episodes,
+    to_unit_float,
+    validation_windows,
+)
+from common.episodes import check_values, list_episodes, load_episode
 from common.errors import UserFacingError
 from common.files import (
     atomic_path,
@@ -87,6 +94,8 @@ def encode_series(config):
         encode = frame_encoder(vision_model)
         fingerprint = file_sha256(model_path(config, vision))
         episodes = list_episodes(record_dir(config))
+        for info in episodes:  # before anything is written: a broken file is named (as vae_train.py does)
+            check_values(info.path)
         names = [info.path.name for info in episodes]
         longer = [info for info in episodes if info.length > config.max_frames]
         if longer:  # another implementation's files, or a smaller max_frames than they were collected with
@@ -135,18 +144,24 @@ def encode_episodes(encode, episodes, config, progress=None):
     series["logvar"] = np.zeros_like(series["mu"])
     frames_of = episode_dataset([info.path for info in episodes])
     for index, (info, frames, length) in enumerate(zip(episodes, frames_of, lengths, strict=True)):
-        for start in range(0, length, config.vae_batch_size):
-            mu, logvar = encode(frames[start:min(start + config.vae_batch_size, length)])
-            series["mu"][index, start:start + len(mu)], series["logvar"][index, start:start + len(mu)] = mu, logvar
+        raise_read_failures()  # a damaged file, met while reading ahead
+        _encode_one(encode, series, index, info, frames, length, config)
         if progress is not None:
             progress.update()
-        stored = load_episode(info.path, keys=[key for key in ("action", "reward", "done") if key in info.keys])
-        series["action"][index, :length] = stored["action"][:length]
-        if "reward" in stored:
-            series["reward"][index, :length] = stored["reward"][:length]
-        series["done"][index, :length] = stored["done"][:length] if "done" in stored else False
-        series["done"][index, length - 1] = True  # the last step (the original's files have no done)
     return {**series, "length": lengths, "episode": np.array([info.path.name for info in episodes])}
+
+
+def _encode_one(encode, series, index, info, frames, length, config):
+    """Fill row `index` of the series arrays with episode `info`: its frames encoded, its actions and rewards."""
+    for start in range(0, length, config.vae_batch_size):
+        mu, logvar = encode(frames[start:min(start + config.vae_batch_size, length)])
+        series["mu"][index, start:start + len(mu)], series["logvar"][index, start:start + len(mu)] = mu, logvar
+    stored = load_episode(info.path, keys=[key for key in ("action", "reward", "done") if key in info.keys])
+    series["action"][index, :length] = stored["action"][:length]
+    if "reward" in stored:
+        series["reward"][index, :length] = stored["reward"][:length]
+    series["done"][index, :length] = stored["done"][:length] if "done" in stored else False
+    series["done"][index, length - 1] = True  # the last step (the original's files have no done)
 
 
 def _series_matches(path, names, fingerprint):

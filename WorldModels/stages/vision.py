@@ -20,7 +20,7 @@ import numpy as np
 
 from common.checkpoints import TrainingCheckpoint, load_upgraded, truncate_log
 from common.config import KEYS, VISIONS, settings_match, settings_of, stage_folder
-from common.data import array_dataset, frame_dataset, load_frames, load_steps, split_episodes
+from common.data import ReadFailures, array_dataset, frame_dataset, load_frames, load_steps, split_episodes
 from common.episodes import FRAME_SHAPE, check_values, list_episodes
 from common.errors import UserFacingError
 from common.files import atomic_path, write_json_atomic
@@ -241,6 +241,7 @@ def train_vision(config, vision):
             keras.callbacks.CSVLogger(folder / "training_log.csv", append=True),
             keras.callbacks.TensorBoard(folder / "tensorboard", write_graph=False),
             keras.callbacks.TerminateOnNaN(),
+            ReadFailures(),
             ReconstructionFigures(figure_frames, folder / "figures", vision, seed=config.seed,
                                   comparison_rows=_other_vision_rows(config, vision, figure_frames)),
             checkpoint,

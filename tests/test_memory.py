@@ -16,6 +16,8 @@ from common.errors import UserFacingError
 from common.layout import model_path, record_dir, rnn_path, series_path, vision_dir
 from conftest import SMOKE_CONFIG, copied_results, corrupt_frames, kill_after_epoch
 from stages import memory
+from stages.agent import load_agent, load_dream
+from stages.evolution import world_fingerprint
 from stages.memory import encode_series, load_rnn, load_series, train_memory
 from stages.rollouts import extract
 from stages.vision import load_vision_model, train_vision
@@ -182,6 +184,27 @@ def test_series_refuses_a_damaged_episode_promptly_in_one_line(tiny, damage):
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
     if damage == "nan_action":  # found before any work: nothing written
         assert sorted(path.name for path in vision_dir(config).iterdir()) == before
+
+
+def test_a_world_model_whose_parts_no_longer_match_is_refused_where_v_and_m_are_used(tiny):
+    """V -> series -> M: a retrained V makes the series and M stale; a re-encoded series makes M stale.
+    Every reader of V and M together (the agent, the dream, train.py) refuses in one line."""
+    config = tiny()
+    encode_series(config)
+    train_memory(config)
+    assert memory.world_model_mismatch(config) is None
+    load_agent(config)
+    vision = load_vision_model(model_path(config, "vae"), config.z_size)
+    vision.set_weights([weight + 0.01 for weight in vision.get_weights()])
+    vision.save(model_path(config, "vae"))  # "retrained": another file
+    for use in (load_agent, load_dream, world_fingerprint):
+        with pytest.raises(UserFacingError, match="series.npz was encoded by another vae.keras"):
+            use(config)
+    encode_series(config)  # the series follows V; M is now the stale part
+    with pytest.raises(UserFacingError, match="rnn.keras was trained on another series.npz .*rnn_checkpoint"):
+        load_agent(config)
+    with pytest.raises(UserFacingError, match="rnn_checkpoint"):
+        train_memory(config)  # says what to remove (the checkpoint refuses to resume on other inputs)
 
 
 def test_a_kill_after_an_epochs_log_row_redoes_that_epoch_and_its_figure(tiny, monkeypatch):

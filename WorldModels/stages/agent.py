@@ -60,10 +60,12 @@ class Agent:
 
 
 def load_agent(config):
-    """The Agent of the config's vision model: <vision>/<vision>.keras and <vision>/rnn.keras."""
-    from stages.memory import load_rnn
+    """The Agent of the config's vision model: <vision>/<vision>.keras and <vision>/rnn.keras (refused if
+    the MDN-RNN was not trained on this vision model's series)."""
+    from stages.memory import check_world_model, load_rnn
     from stages.vision import load_vision_model
 
+    check_world_model(config)
     return Agent(load_vision_model(model_path(config, config.vision), config.z_size),
                  load_rnn(rnn_path(config)), config)
 
@@ -71,8 +73,9 @@ def load_agent(config):
 def load_dream(config):
     """An env.DreamBatch of the config's MDN-RNN, starting from its initial_z.json."""
     from env import DreamBatch
-    from stages.memory import load_rnn
+    from stages.memory import check_world_model, load_rnn
 
+    check_world_model(config)
     path = initial_z_path(config)
     try:
         initial_z = json.loads(path.read_text())

@@ -129,6 +129,9 @@ def world_fingerprint(config):
     for path in paths:
         if not path.exists():
             raise UserFacingError(f"{path}: missing; train the vision model and the MDN-RNN first")
+    from stages.memory import check_world_model  # TensorFlow: not before a bad config is refused
+
+    check_world_model(config)  # M trained on this V's series
     fingerprint = {path.name: file_sha256(path) for path in paths}
     start = warm_start_path(config)
     if start is not None:

@@ -350,15 +350,54 @@ def rnn_epochs(config):
     return math.ceil(config.rnn_num_steps / config.rnn_validation_every)
 
 
+def rnn_checkpoint_dir(config):
+    return vision_dir(config) / "rnn_checkpoint"
+
+
 def rnn_checkpoint(config):
     """The MDN-RNN's TrainingCheckpoint; its input is series.npz (by SHA-256: a re-encoded series, of
     another vision model or of more episodes, is not resumed on)."""
-    folder = vision_dir(config) / "rnn_checkpoint"
+    folder = rnn_checkpoint_dir(config)
     hint = (f"{series_path(config)} has changed since (re-encoded by a retrained vision model, or with more "
             f"episodes). To retrain the MDN-RNN on it, remove {folder} (rnn.keras is replaced when training ends), "
             "then rerun rnn_train.py")
     return TrainingCheckpoint(folder, config.checkpoint_seconds, inputs={"series": file_sha256(series_path(config))},
                               retrain_hint=hint)
+
+
+def world_model_mismatch(config):
+    """Why the config's V, series.npz and M do not belong together, in one line, or None: series.npz
+    encoded by another vision model file than <vision>.keras, or the MDN-RNN trained on another
+    series.npz than the current one (by the SHA-256 each recorded when it was made). A part without
+    its record (a world model put together by hand) is not judged."""
+    vision, series = model_path(config, config.vision), series_path(config)
+    state = rnn_checkpoint_dir(config) / "checkpoint.json"
+    if not (vision.exists() and series.exists()):
+        return None
+    try:
+        with np.load(series, allow_pickle=False) as stored:
+            encoded_by = str(stored["vision_model"]) if "vision_model" in stored.files else None
+    except (OSError, ValueError):
+        return f"{series}: unreadable; run series.py --vision {config.vision} again"
+    if encoded_by is not None and encoded_by != file_sha256(vision):
+        return (f"{series} was encoded by another {vision.name} than the current one (retrained since): the MDN-RNN "
+                f"belongs to the old one; rerun series.py --vision {config.vision}, then remove "
+                f"{rnn_checkpoint_dir(config)} and rerun rnn_train.py (or pipeline.py, which does both)")
+    try:
+        trained_on = json.loads(state.read_text()).get("inputs", {}).get("series") if state.exists() else None
+    except (OSError, ValueError):
+        trained_on = None
+    if trained_on is not None and trained_on != file_sha256(series):
+        return (f"{rnn_path(config)} was trained on another {series.name} than the current one (re-encoded since): "
+                f"remove {rnn_checkpoint_dir(config)} and rerun rnn_train.py (or pipeline.py)")
+    return None
+
+
+def check_world_model(config):
+    """Raise UserFacingError (one line: which part is stale, how to rebuild it) if V, series and M do not match."""
+    mismatch = world_model_mismatch(config)
+    if mismatch:
+        raise UserFacingError(mismatch)
 
 
 def memory_trained(config):

@@ -67,14 +67,23 @@ def run_tasks(function, tasks, config, name=repr, report=print, workers=None):
                 raise cause
             if attempt >= config.worker_max_retries:
                 raise TaskFailedError(f"{name(args)} failed {attempt + 1} times; last error:\n{_describe(outcome)}")
-            report(f"{name(args)} failed (attempt {attempt + 1} of {config.worker_max_retries + 1}); "
-                   f"retrying. {_describe(outcome)}")
+            report(f"{name(args)} failed (attempt {attempt + 1} of {config.worker_max_retries + 1}: "
+                   f"{_one_line(outcome)}); retrying")
             workers.submit(args, attempt + 1)
     finally:
         if own_workers:
             workers.close()
         else:
             workers.cancel()
+
+
+def _one_line(error):
+    """What went wrong in a task, in one line (a retry's report; the full story comes if it fails for good)."""
+    described = _describe(error)
+    if "\n" not in described:
+        return described.rstrip(".")
+    last = [line for line in described.splitlines() if line.strip()][-1].strip()  # "SomeError: message"
+    return last if ":" in last else f"{type(error).__name__}: {error}"
 
 
 def _describe(error):

@@ -6,8 +6,10 @@ Every stage is the function its own script calls (extract.py, vae_train.py / vae
 series.py, rnn_train.py, train.py, evaluate.py), in that order, for one vision model or both on
 the same rollouts. A stage whose outputs are complete for this config is skipped, so a rerun
 after a kill continues where it stopped; a stage whose folder was made with other settings is
-refused, as its script refuses it. After each stage one status line says what happened and
-where the outputs are. With --vision both, compare.py's report.md ends the run. With
+refused, as its script refuses it. When the vision model has changed (trained on to more epochs,
+say) and its series is re-encoded, the MDN-RNN and the controllers built on the old one are moved
+to <vision>/stale/<time>/ (said in one line; nothing is deleted) and built again. After each stage
+one status line says what happened and where the outputs are. With --vision both, compare.py's report.md ends the run. With
 controller_init=dream, CMA-ES runs in the dream first (<vision>/controller_dream/) and the real
 run starts from its best controller (<vision>/controller_warm/).
 
@@ -24,6 +26,7 @@ from typing import NamedTuple
 
 from common.config import VISIONS, for_vision, parse_config
 from common.errors import exit_on_user_error
+from common.files import set_aside
 from common.layout import (
     best_controller_path,
     cma_checkpoint_path,
@@ -52,8 +55,8 @@ def plan(config, visions):
     """The stages for `visions`, in order (a list of Stage)."""
     # here, not at the top: pipeline.py refuses a bad config before TensorFlow starts
     from stages.evaluation import best_evaluated, evaluate_best
-    from stages.evolution import controller_trained, dream_config, train_controller
-    from stages.memory import encode_series, memory_trained, series_up_to_date, train_memory
+    from stages.evolution import controller_trained, dream_config
+    from stages.memory import encode_series, memory_trained, series_up_to_date
     from stages.rollouts import extract, extracted
     from stages.vision import train_vision, vision_trained
 
@@ -69,7 +72,7 @@ def plan(config, visions):
             Stage(f"{s.vision} series", vision_dir(s), "series", lambda s=s: series_up_to_date(s),
                   lambda s=s: encode_series(s), series_path(s)),
             Stage(f"{s.vision} MDN-RNN", vision_dir(s), "rnn", lambda s=s: memory_trained(s),
-                  lambda s=s: train_memory(s), rnn_path(s)),
+                  lambda s=s: rebuild_memory(s), rnn_path(s)),
         ]
         if s.controller_init == "dream":  # the dream warm start: CMA-ES in the dream first
             dream = dream_config(s)
@@ -77,14 +80,37 @@ def plan(config, visions):
             # change the start and the real run would be refused)
             stages.append(Stage(f"{s.vision} dream controller", controller_dir(dream), "controller",
                                 lambda d=dream, s=s: controller_trained(d) or cma_checkpoint_path(s).exists(),
-                                lambda d=dream: train_controller(d), best_controller_path(dream)))
+                                lambda d=dream: rebuild_controller(d), best_controller_path(dream)))
         stages += [
             Stage(f"{s.vision} controller", best.parent, "controller", lambda s=s: controller_trained(s),
-                  lambda s=s: train_controller(s), best),
+                  lambda s=s: rebuild_controller(s), best),
             Stage(f"{s.vision} evaluation", best.parent, "evaluation", lambda s=s: best_evaluated(s) is not None,
                   lambda s=s: evaluate_best(s), summary_path(best, s.env_backend)),
         ]
     return stages
+
+
+def rebuild_memory(config):
+    """The MDN-RNN stage: an MDN-RNN trained on an earlier series.npz (its vision model retrained since, and
+    the series re-encoded, by this pipeline or by hand) is set aside with every controller of that world
+    model, nothing deleted, and trained afresh."""
+    from stages.memory import memory_outputs, memory_stale, train_memory
+
+    if memory_stale(config):
+        folder = vision_dir(config)
+        set_aside([*memory_outputs(config), *sorted(folder.glob("controller*"))], folder,
+                  f"the {config.vision} MDN-RNN was trained on an earlier series.npz (its vision model has changed)")
+    return train_memory(config)
+
+
+def rebuild_controller(config):
+    """The controller stage: a CMA-ES run made with another world model is set aside, then CMA-ES trains afresh."""
+    from stages.evolution import controller_stale, train_controller
+
+    if controller_stale(config):
+        folder = controller_dir(config)
+        set_aside([folder], folder.parent, f"{folder.name} was trained with another world model")
+    return train_controller(config)
 
 
 def run_pipeline(config, visions):

@@ -130,3 +130,21 @@ def folder_lock(folder, purpose):
         except BlockingIOError:
             raise FolderLockedError(f"another {purpose} is writing to {folder}; wait for it or stop it") from None
         yield
+
+
+def set_aside(paths, folder, reason, report=print):
+    """Move the existing `paths` (files or folders under `folder`) into folder/stale/<UTC time>/, keeping
+    their relative paths: renames on one file system, so nothing is copied and nothing is lost. Reports
+    what moved, and why, in one line; returns the destination (None if nothing existed)."""
+    import time
+
+    present = [Path(path) for path in paths if Path(path).exists()]
+    if not present:
+        return None
+    destination = Path(folder) / "stale" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    for path in present:
+        target = destination / path.relative_to(folder)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        path.replace(target)
+    report(f"{reason}: moved {', '.join(str(path.relative_to(folder)) for path in present)} to {destination}")
+    return destination

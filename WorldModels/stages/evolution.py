@@ -166,6 +166,18 @@ def controller_trained(config):
             and (not config.dream_env or "real_score" in state["best"]))
 
 
+def controller_stale(config):
+    """True if this config's CMA-ES checkpoint was made with another world model (or start) than the current one."""
+    path = cma_checkpoint_path(config)
+    if not path.exists():
+        return False
+    try:
+        state = pickle.loads(path.read_bytes())
+    except Exception:  # unreadable: train_controller says so
+        return False
+    return state.get("world") != world_fingerprint(config)
+
+
 def train_controller(config):
     """Run CMA-ES up to controller_max_generations (resuming a killed run); returns best.json's content."""
     folder = controller_dir(config)

@@ -393,6 +393,22 @@ def world_model_mismatch(config):
     return None
 
 
+def memory_outputs(config):
+    """Every file and folder the MDN-RNN stage of the config's vision model writes (for setting them aside)."""
+    folder = vision_dir(config)
+    return [rnn_path(config), rnn_checkpoint_dir(config), memory_metrics_path(config), initial_z_path(config),
+            folder / "rnn_train.config", folder / "rnn_training_log.csv",
+            *sorted((folder / "figures").glob("rnn_predictions_epoch_*.png"))]
+
+
+def memory_stale(config):
+    """True if the MDN-RNN's checkpoint was trained on another series.npz than the current one."""
+    state = rnn_checkpoint_dir(config) / "checkpoint.json"
+    if not (state.exists() and series_path(config).exists()):
+        return False
+    return json.loads(state.read_text()).get("inputs", {}).get("series") != file_sha256(series_path(config))
+
+
 def check_world_model(config):
     """Raise UserFacingError (one line: which part is stale, how to rebuild it) if V, series and M do not match."""
     mismatch = world_model_mismatch(config)

@@ -9,9 +9,9 @@ after a kill continues where it stopped; a stage whose folder was made with othe
 refused, as its script refuses it. When the vision model has changed (trained on to more epochs,
 say) and its series is re-encoded, the MDN-RNN and the controllers built on the old one are moved
 to <vision>/stale/<time>/ (said in one line; nothing is deleted) and built again. After each
-stage one status line says what happened and where the outputs are. With --vision both, compare.py's report.md ends the run. With
-controller_init=dream, CMA-ES runs in the dream first (<vision>/controller_dream/) and the real
-run starts from its best controller (<vision>/controller_warm/).
+stage one status line says what happened and where the outputs are. With --vision both,
+compare.py's report.md ends the run. With controller_init=dream, CMA-ES runs in the dream first
+(<vision>/controller_dream/) and the real run starts from its best controller (<vision>/controller_warm/).
 
 Each stage's wall time (summed over the runs that worked on it) is kept in stage_times.json in
 its folder (record/, <vision>/, and <vision>/controller/, controller_dream/ or controller_warm/, with

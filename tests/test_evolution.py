@@ -22,7 +22,8 @@ from common.layout import controller_dir, vision_dir
 from conftest import SMOKE_CONFIG, save_untrained_world_model
 from controller import load_controller, num_parameters, save_controller
 from rnn.rnn import MDNRNN
-from stages.evolution import train_controller
+from stages.evaluation import load_for_config
+from stages.evolution import train_controller, world_fingerprint
 from stages.report import dream_cell
 
 # One worker process: each one imports TensorFlow (~5 s of CPU); parallelism is tested in test_parallel.py.
@@ -63,6 +64,14 @@ def test_training_writes_its_outputs_and_a_rerun_resumes(tiny, dream):
     parameters, document = load_controller(folder / "best.json", config)
     assert parameters.shape == (num_parameters(config),) and document["score"] == pytest.approx(best["score"])
     assert ("real_score" in document) == bool(dream)  # a dream-trained controller is scored for real too
+    assert document["world_model"] == world_fingerprint(config)  # C -> the V and M it was trained with
+    notes = []
+    assert load_for_config(folder / "best.json", config, report=notes.append).shape == parameters.shape
+    assert notes == []
+    document["world_model"] = {**document["world_model"], "rnn.keras": "0" * 64}
+    (folder / "other.json").write_text(json.dumps(document))
+    load_for_config(folder / "other.json", config, report=notes.append)  # scored, with a note
+    assert len(notes) == 1 and "trained with other rnn.keras files" in notes[0]
     # every real step is counted: generation 0's held-out test, or a dream run's real tests
     assert document["real_steps"] > 0 if dream else document["initial_steps"] > 0
     assert document["score"] >= document["initial_score"]  # the initial mean (generation 0) is a candidate

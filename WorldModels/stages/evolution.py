@@ -346,6 +346,7 @@ def _write_outputs(folder, config, state):
     save_controller(best_controller_path(config), best["parameters"], config, dream=bool(config.dream_env),
                     initial_score=state["initial"]["score"], initial_score_std=state["initial"]["score_std"],
                     **({"initial_steps": state["initial"]["steps"]} if "steps" in state["initial"] else {}),
+                    world_model=state["world"],  # the SHA-256 of the V and M files (and start) it was trained with
                     **{key: value for key, value in best.items() if key not in ("parameters", "steps")})
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=LOG_FIELDS)

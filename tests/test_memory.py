@@ -195,7 +195,8 @@ def test_a_world_model_whose_parts_no_longer_match_is_refused_where_v_and_m_are_
     assert memory.world_model_mismatch(config) is None
     load_agent(config)
     vision = load_vision_model(model_path(config, "vae"), config.z_size)
-    vision.set_weights([weight + 0.01 for weight in vision.get_weights()])
+    weights = vision.get_weights()
+    vision.set_weights([weights[0] * 1.001, *weights[1:]])
     vision.save(model_path(config, "vae"))  # "retrained": another file
     for use in (load_agent, load_dream, world_fingerprint):
         with pytest.raises(UserFacingError, match="series.npz was encoded by another vae.keras"):

@@ -16,9 +16,10 @@ import tensorflow as tf
 
 from common.episodes import FRAME_SHAPE, EpisodeFileError, load_episode
 
-# EpisodeFileErrors met by tf.data's readers. Raised inside tf.numpy_function, an error would reach the
-# user wrapped in TensorFlow's OpError, after TensorFlow's own log lines with its traceback; so a reader
-# records it, hands tf.data an episode of no frames, and the Python side raises it (raise_read_failures).
+# EpisodeFileErrors met by tf.data's readers, by file. Raised inside tf.numpy_function, an error would
+# reach the user wrapped in TensorFlow's OpError, after TensorFlow's own log lines with its traceback; so
+# a reader records it, hands tf.data an episode of no frames, and the Python side raises it
+# (raise_read_failures, for the files of its own pipeline).
 _read_failures = {}
 
 
@@ -32,23 +33,33 @@ def _load_obs(path):
         return np.zeros((0, *FRAME_SHAPE), np.uint8)
 
 
-def raise_read_failures():
-    """Raise the EpisodeFileError (one line naming the file) of the first damaged episode a tf.data
-    pipeline of this module has met since the last call, if any."""
-    if _read_failures:
-        error = next(iter(_read_failures.values()))
-        _read_failures.clear()
-        raise error
+def raise_read_failures(paths):
+    """Raise the EpisodeFileError (one line naming the file) of the first of `paths` (a pipeline's
+    episode files) that its tf.data readers found damaged, if any."""
+    for path in map(str, paths):
+        if path in _read_failures:
+            raise _read_failures.pop(path)
+
+
+def _forget_read_failures(paths):
+    """A new pipeline over `paths` judges them afresh (a file may have been replaced since)."""
+    for path in map(str, paths):
+        _read_failures.pop(path, None)
 
 
 class ReadFailures(tf.keras.callbacks.Callback):
-    """Stops fit() with the error of a damaged episode file its frame_dataset met (raise_read_failures)."""
+    """Stops fit() with the error of a damaged episode file among `paths` (its frame_dataset's) that
+    tf.data met while reading (raise_read_failures)."""
+
+    def __init__(self, paths):
+        super().__init__()
+        self.paths = [str(path) for path in paths]
 
     def on_train_batch_end(self, batch, logs=None):
-        raise_read_failures()
+        raise_read_failures(self.paths)
 
     def on_test_batch_end(self, batch, logs=None):
-        raise_read_failures()
+        raise_read_failures(self.paths)
 
 
 def _episode_frames(path):
@@ -62,12 +73,13 @@ def frame_dataset(paths, batch_size, shuffle_buffer=10_000, cycle_length=8, seed
 
     paths: episode files (validate them first with episodes.list_episodes). The file order is
     reshuffled every epoch, frames of cycle_length episodes are interleaved and pass through a
-    frame shuffle buffer. A damaged file gives no frames; raise_read_failures (called after every batch
-    by the ReadFailures callback) raises its error, naming the file.
+    frame shuffle buffer. A damaged file gives no frames; raise_read_failures(paths) (called after every
+    batch by the ReadFailures(paths) callback) raises its error, naming the file.
     """
     paths = [str(path) for path in paths]
     if not paths:
         raise ValueError("frame_dataset needs at least one episode file")
+    _forget_read_failures(paths)
     files = tf.data.Dataset.from_tensor_slices(paths).shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         files = files.repeat()
@@ -85,6 +97,7 @@ def episode_dataset(paths):
     For encoding whole episodes (series.py): whole episodes pass through tf.data, not single
     frames, so the pipeline costs almost nothing beside the encoder.
     """
+    _forget_read_failures(paths)
     files = tf.data.Dataset.from_tensor_slices([str(path) for path in paths])
     episodes = files.map(lambda path: tf.ensure_shape(tf.numpy_function(_load_obs, [path], tf.uint8, stateful=False),
                                                        (None, *FRAME_SHAPE)),

@@ -142,9 +142,9 @@ def encode_episodes(encode, episodes, config, progress=None):
               "reward": np.zeros((len(episodes), steps), np.float16),
               "done": np.ones((len(episodes), steps), bool)}
     series["logvar"] = np.zeros_like(series["mu"])
-    frames_of = episode_dataset([info.path for info in episodes])
-    for index, (info, frames, length) in enumerate(zip(episodes, frames_of, lengths, strict=True)):
-        raise_read_failures()  # a damaged file, met while reading ahead
+    paths = [info.path for info in episodes]
+    for index, (info, frames, length) in enumerate(zip(episodes, episode_dataset(paths), lengths, strict=True)):
+        raise_read_failures(paths)  # a damaged file, met while reading ahead
         _encode_one(encode, series, index, info, frames, length, config)
         if progress is not None:
             progress.update()

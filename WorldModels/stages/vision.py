@@ -241,7 +241,7 @@ def train_vision(config, vision):
             keras.callbacks.CSVLogger(folder / "training_log.csv", append=True),
             keras.callbacks.TensorBoard(folder / "tensorboard", write_graph=False),
             keras.callbacks.TerminateOnNaN(),
-            ReadFailures(),
+            ReadFailures([info.path for info in training]),
             ReconstructionFigures(figure_frames, folder / "figures", vision, seed=config.seed,
                                   comparison_rows=_other_vision_rows(config, vision, figure_frames)),
             checkpoint,

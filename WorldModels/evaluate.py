@@ -41,7 +41,7 @@ def main(argv=None):
     from stages.agent import episode_seeds
     from stages.evaluation import describe_scores, dream_gif, evaluate_controller, load_for_config, real_episode_gif
 
-    parameters = load_for_config(config.controller, config)
+    parameters = load_for_config(config.controller, config, report=print)
     summary = None
     if config.episodes:
         summary = evaluate_controller(config, config.controller, config.episodes, episode_set)

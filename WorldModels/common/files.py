@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 from common.errors import UserFacingError
@@ -136,8 +137,6 @@ def set_aside(paths, folder, reason, report=print):
     """Move the existing `paths` (files or folders under `folder`) into folder/stale/<UTC time>/, keeping
     their relative paths: renames on one file system, so nothing is copied and nothing is lost. Reports
     what moved, and why, in one line; returns the destination (None if nothing existed)."""
-    import time
-
     present = [Path(path) for path in paths if Path(path).exists()]
     if not present:
         return None

@@ -38,20 +38,16 @@ GIF_SCALE = 2  # 64x64 frames are small on a screen
 GIF_FRAME_MS = 50
 
 
-def _silent(text):
-    """A report that says nothing: where the caller has already said it (evaluate.py, extract.py)."""
-
-
-def load_for_config(path, config, report=print):
-    """A controller's parameters, checked against the config's sizes and vision model; a controller
-    trained with other V and M files than the config's is scored, with a one-line note saying so
-    (scoring a controller on another world model is an experiment, not an error)."""
+def load_for_config(path, config, report=None):
+    """A controller's parameters, checked against the config's sizes and vision model. With `report`
+    (the entry scripts, once, before any work), a controller trained with other V and M files than the
+    config's gets a one-line note: scoring it on another world model is an experiment, not an error."""
     parameters, document = load_controller(path, config)
     if document.get("vision", config.vision) != config.vision:
         raise UserFacingError(f"{path}: trained on the {document['vision']} world model; pass --vision "
                               f"{document['vision']}")
     trained_with = document.get("world_model")
-    if trained_with is not None:
+    if report is not None and trained_with is not None:  # hashes V and M: not in every worker
         current = world_fingerprint(config)
         changed = sorted(name for name in current
                          if name != "controller_init" and trained_with.get(name) != current[name])
@@ -83,7 +79,7 @@ def evaluate_controller(config, path, episodes, episode_set="test"):
     """Play `episodes` real episodes of `episode_set` (test: the evaluation episodes; validation: the
     episodes settings are chosen on) with the controller in `path`; write and return the summary."""
     path = Path(path)
-    parameters = load_for_config(path, config, report=_silent)
+    parameters = load_for_config(path, config)
     seeds = episode_seeds(config.seed, SEED_PURPOSES[episode_set], 0, episodes)
     real = RealEpisodes(config)
     try:
@@ -156,7 +152,7 @@ def evaluate_best(config):
               f"{summary['episodes']} episodes; nothing to do")
         return summary
     summary = evaluate_controller(config, path, config.evaluate_episodes)
-    parameters, seed = load_for_config(path, config, report=_silent), episode_seeds(config.seed, "evaluate", 0, 1)[0]
+    parameters, seed = load_for_config(path, config), episode_seeds(config.seed, "evaluate", 0, 1)[0]
     real_episode_gif(config, parameters, gifs["agent"], seed)
     dream_gif(config, parameters, gifs["dream"], seed)
     print(f"{path}: {describe_scores(summary)}, min {summary['min']:.1f}, max {summary['max']:.1f}; scores "

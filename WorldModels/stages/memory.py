@@ -371,7 +371,6 @@ def world_model_mismatch(config):
     series.npz than the current one (by the SHA-256 each recorded when it was made). A part without
     its record (a world model put together by hand) is not judged."""
     vision, series = model_path(config, config.vision), series_path(config)
-    state = rnn_checkpoint_dir(config) / "checkpoint.json"
     if not (vision.exists() and series.exists()):
         return None
     try:
@@ -383,11 +382,7 @@ def world_model_mismatch(config):
         return (f"{series} was encoded by another {vision.name} than the current one (retrained since): the MDN-RNN "
                 f"belongs to the old one; rerun series.py --vision {config.vision}, then remove "
                 f"{rnn_checkpoint_dir(config)} and rerun rnn_train.py (or pipeline.py, which does both)")
-    try:
-        trained_on = json.loads(state.read_text()).get("inputs", {}).get("series") if state.exists() else None
-    except (OSError, ValueError):
-        trained_on = None
-    if trained_on is not None and trained_on != file_sha256(series):
+    if memory_stale(config):
         return (f"{rnn_path(config)} was trained on another {series.name} than the current one (re-encoded since): "
                 f"remove {rnn_checkpoint_dir(config)} and rerun rnn_train.py (or pipeline.py)")
     return None
@@ -402,11 +397,14 @@ def memory_outputs(config):
 
 
 def memory_stale(config):
-    """True if the MDN-RNN's checkpoint was trained on another series.npz than the current one."""
+    """True if the MDN-RNN's checkpoint records that it was trained on another series.npz than the current
+    one (False without a checkpoint, a series, or a record of it)."""
     state = rnn_checkpoint_dir(config) / "checkpoint.json"
-    if not (state.exists() and series_path(config).exists()):
+    try:
+        trained_on = json.loads(state.read_text()).get("inputs", {}).get("series") if state.exists() else None
+    except (OSError, ValueError):
         return False
-    return json.loads(state.read_text()).get("inputs", {}).get("series") != file_sha256(series_path(config))
+    return trained_on is not None and series_path(config).exists() and trained_on != file_sha256(series_path(config))
 
 
 def check_world_model(config):

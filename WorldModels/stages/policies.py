@@ -147,8 +147,7 @@ def exploration_agent(config):
         agent_config = original_agent_config(config)
         size, scale = num_parameters(agent_config), config.extract_original_scale
         return _agents[key], agent_config, lambda rng: original_parameters(rng, size, scale), 0.0
-    # extract.py has said before its workers started whether the controller belongs to this world model
-    parameters = load_for_config(controller_path(config), config, report=lambda text: None)
+    parameters = load_for_config(controller_path(config), config)
     return _agents[key], config, lambda rng: parameters, config.extract_action_noise
 
 

@@ -266,7 +266,7 @@ def check_controller_policy(config):
     from common.files import file_sha256
     from stages.evaluation import load_for_config
 
-    load_for_config(controller_path(config), config)
+    load_for_config(controller_path(config), config, report=print)
     paths = (controller_path(config), model_path(config, config.vision), rnn_path(config))
     for path in paths[1:]:
         if not path.exists():

@@ -36,12 +36,26 @@ import csv
 import json
 import time
 
+import numpy as np
+import tensorflow as tf
+
 from common.config import for_vision, parse_config
 from common.episodes import list_episodes
 from common.files import write_json_atomic
 from common.layout import model_path, vision_dir
-from stages.vision import comparison_figure, evaluate_vision, load_vision_model, train_vision, vision_trained
+from stages.vision import (
+    comparison_figure,
+    evaluate_vision,
+    held_out_frames,
+    load_vision_model,
+    prior_latents,
+    reference_frames,
+    train_vision,
+    vision_trained,
+)
+from stages.vision_metrics import feature_network, frechet_distance, image_features, noise_share, road_share
 from timing import machine_description
+from vae.vae import sample_latent
 
 ROOT = Path(__file__).resolve().parents[1]
 LAPTOP_CONFIG = ROOT / "WorldModels" / "configs" / "laptop.config"
@@ -71,6 +85,20 @@ VARIANTS = {
     "two_pass_slow_discriminator": ("vaegan", ["--vaegan_discriminator_learning_rate", "0.0001"]),
     "two_pass_non_saturating_slow_discriminator": ("vaegan", [*NON_SATURATING,
                                                               "--vaegan_discriminator_learning_rate", "0.0001"]),
+    # the laptop config's VAE/GAN (the row above) with R1 on its discriminator
+    **{f"two_pass_non_saturating_gamma_1e-3_kl4_r1_{weight}": ("vaegan", [
+        *NON_SATURATING, "--vaegan_gamma", "0.001", "--vaegan_kl_tolerance", "4.0", "--vaegan_r1_weight", weight])
+       for weight in ("0.1", "1", "10")},
+    # ... with the discriminator updated at every step (margin = equilibrium: its cost never falls below 0)
+    "two_pass_non_saturating_gamma_1e-3_kl4_discriminator_always": ("vaegan", [
+        *NON_SATURATING, "--vaegan_gamma", "0.001", "--vaegan_kl_tolerance", "4.0", "--vaegan_margin", "0.68"]),
+    # ... with layer normalisation in the decoder (a z decodes the same in training and in use)
+    "two_pass_non_saturating_gamma_1e-3_kl4_layer_norm": ("vaegan", [
+        *NON_SATURATING, "--vaegan_gamma", "0.001", "--vaegan_kl_tolerance", "4.0",
+        "--vaegan_decoder_normalisation", "layer"]),
+    # ... and at the KL floor of 16 nats, where the posterior covers more of the prior
+    "two_pass_non_saturating_gamma_1e-3_layer_norm": ("vaegan", [
+        *NON_SATURATING, "--vaegan_gamma", "0.001", "--vaegan_decoder_normalisation", "layer"]),
 }
 BALANCE = ("discriminator_updates", "decoder_updates", "prior_score")  # the last epoch's training log
 
@@ -128,6 +156,16 @@ def table(rows):
     return "\n".join(lines)
 
 
+def decoder_modes_table(measured):
+    """The markdown table of a record's decoder_modes: one row per variant and mode."""
+    lines = ["| variant | decoded with | prior samples: noise / road (real frames' road) | Frechet: prior |",
+             "|---|---|---|---:|"]
+    for name, measures in measured.items():
+        lines += [f"| {name} | {mode} | {measures[mode]['noise']:.3f} / {measures[mode]['road']:.3f} "
+                  f"({measures['road_share_real']:.3f}) | {measures[mode]['frechet']:.3g} |" for mode in DECODER_MODES]
+    return "\n".join(lines)
+
+
 def run_rows(folders):
     """Rows of laptop-scale runs recorded under docs/runs/: each folder's vision_metrics.json and, for a
     VAE/GAN, the last epoch of its vaegan_training_log.csv; the variant is the folder's name."""
@@ -147,6 +185,45 @@ def figure(names, args):
     return comparison_figure(configs[names[0]], models)
 
 
+DECODER_MODES = ("moving statistics (inference)", "batch statistics, prior samples alone",
+                 "batch statistics, with posterior z (as in training)")
+
+
+def decoder_modes(name, args, batch_size=250):
+    """Do a trained VAE/GAN's decoded prior samples depend on its decoder's batch normalisation? The
+    held-out count of prior samples (the same z as vision_metrics) decoded three ways (DECODER_MODES):
+    with the moving statistics, as every measure decodes them; with each batch's own statistics; and
+    in a batch with as many posterior samples of held-out frames, as the GAN's pass decodes them in
+    training. {mode: {"noise": noise share, "road": road share, "frechet": Frechet distance to the
+    reference frames in the fixed network's features}}, plus the real frames' road share."""
+    config = for_vision(variant_config(name, args), "vaegan")
+    model = load_vision_model(model_path(config, "vaegan"), config.z_size)
+    training, _, held_out = held_out_frames(config)
+    frames = held_out.astype("float32") / 255.0
+    prior_z = prior_latents(len(frames), model.z_size)
+    mu, logvar = model.encode(frames)
+    posterior_z = sample_latent(mu, logvar, tf.random.stateless_normal(mu.shape, (0, 1))).numpy()
+
+    def decoded(mode):
+        batches = []
+        for start in range(0, len(prior_z), batch_size):
+            batch = prior_z[start:start + batch_size]
+            if mode == DECODER_MODES[2]:  # the posterior samples first, as the GAN's pass concatenates them
+                batch = np.concatenate([posterior_z[start:start + batch_size], batch])
+            images = model.decoder(batch, training=mode != DECODER_MODES[0]).numpy()
+            batches.append(images[len(images) - len(prior_z[start:start + batch_size]):])
+        return np.concatenate(batches)
+
+    network = feature_network()
+    reference = image_features(network, reference_frames(config, training).astype("float32") / 255.0)
+    measures = {"road_share_real": road_share(frames)}
+    for mode in DECODER_MODES:  # training=True updates the moving statistics: measured last, never saved
+        samples = decoded(mode)
+        measures[mode] = {"noise": noise_share(frames, samples), "road": road_share(samples),
+                          "frechet": frechet_distance(reference, image_features(network, samples))}
+    return measures
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--episodes", type=int, default=24, help="the first this many laptop rollouts")
@@ -161,13 +238,31 @@ def main():
                         "vision_metrics.json, such as docs/runs/laptop_vaegan_v2) and stop")
     parser.add_argument("--figure", nargs="+", choices=list(VARIANTS),
                         help="draw these trained variants' reconstructions and prior samples side by side and stop")
+    parser.add_argument("--decoder_modes", nargs="+", choices=[name for name, (vision, _) in VARIANTS.items()
+                                                              if vision == "vaegan"],
+                        help="measure these trained VAE/GANs' prior samples decoded with moving and with batch "
+                        "statistics (recorded under the record's decoder_modes) and stop")
     args = parser.parse_args()
+    if args.decoder_modes:
+        missing = [name for name in args.decoder_modes
+                   if not model_path(for_vision(variant_config(name, args), "vaegan"), "vaegan").exists()]
+        if missing:
+            sys.exit(f"--decoder_modes: {', '.join(missing)} not trained under {args.results_dir}; run them first")
+        record = Path(args.record)
+        saved = json.loads(record.read_text())
+        for name in args.decoder_modes:
+            saved.setdefault("decoder_modes", {})[name] = decoder_modes(name, args)
+            write_json_atomic(record, saved)
+        print(decoder_modes_table(saved["decoder_modes"]))
+        return
     if args.figure:
         print(f"wrote {figure(args.figure, args)}")
         return
     if args.from_record or args.from_runs:  # both: the runs' rows, then the record's
-        print(table((run_rows(args.from_runs) if args.from_runs else [])
-                    + (json.loads(Path(args.from_record).read_text())["rows"] if args.from_record else [])))
+        saved = json.loads(Path(args.from_record).read_text()) if args.from_record else {"rows": []}
+        print(table((run_rows(args.from_runs) if args.from_runs else []) + saved["rows"]))
+        if "decoder_modes" in saved:
+            print("\n" + decoder_modes_table(saved["decoder_modes"]))
         return
     if len(list_episodes(ROLLOUTS)) < args.episodes:
         sys.exit(f"{ROLLOUTS}: fewer than {args.episodes} episodes; run "
@@ -175,14 +270,15 @@ def main():
     machine = machine_description()
     print(machine)
     record = Path(args.record)
-    rows = json.loads(record.read_text())["rows"] if record.exists() else []
+    saved = json.loads(record.read_text()) if record.exists() else {}  # its other measures are kept
+    rows = saved.get("rows", [])
     for name in args.variants:
         earlier = next((row for row in rows if row["variant"] == name), None)
         row = run_variant(name, args)
         if row["minutes"] is None:  # reused and only re-measured: the minutes its training took
             row["minutes"] = earlier["minutes"] if earlier else float("nan")
         rows = [other for other in rows if other["variant"] != name] + [row]
-        write_json_atomic(record, {"machine": machine, "episodes": args.episodes, "epochs": args.epochs,
+        write_json_atomic(record, {**saved, "machine": machine, "episodes": args.episodes, "epochs": args.epochs,
                                    "rows": rows})
         print(table(rows), flush=True)
     print(f"\nthe laptop config's vision models on its first {args.episodes} rollouts, {args.epochs} epochs; "

@@ -29,6 +29,7 @@ from vaegan.vaegan import (
     build_larsen_decoder,
     equilibrium_updates,
     feature_distance,
+    r1_penalty,
     real_and_fake_costs,
 )
 
@@ -162,7 +163,8 @@ def assert_gradients_close(actual, expected):
 @pytest.mark.parametrize("settings", [{}, {"generator_loss": "non_saturating"}, {"real_label": 0.9},
                                       {"discriminator": "strided", "feature_layer": 3},
                                       {"decoder": "world_models"}, {"passes": "one"},
-                                      {"passes": "one", "generator_loss": "non_saturating"}])
+                                      {"passes": "one", "generator_loss": "non_saturating"},
+                                      {"decoder_normalisation": "layer"}])
 def test_each_network_gets_exactly_the_gradient_of_its_own_loss(settings):
     model, inputs = small_vaegan(**settings), routing_inputs()
     losses, gradients = model.losses_and_gradients(*inputs)
@@ -236,14 +238,21 @@ def test_the_discriminator_never_gets_the_feature_loss(architecture, feature_lay
     assert not np.allclose(gradients["discriminator"][first].numpy(), mixed[first].numpy(), rtol=1e-3, atol=1e-6)
 
 
-def test_label_smoothing_is_the_discriminators_alone():
-    inputs = routing_inputs()
-    plain, smoothed = small_vaegan(), small_vaegan(real_label=0.9)
-    smoothed.set_weights(plain.get_weights())
+def discriminator_option_gradients(inputs, **settings):
+    """(the plain VAE/GAN's gradients, the losses and gradients of one with the same weights and a
+    discriminator-only option `settings`), after checking that the option leaves the encoder's and the
+    decoder's gradients as they were."""
+    plain, changed = small_vaegan(), small_vaegan(**settings)
+    changed.set_weights(plain.get_weights())
     _, plain_gradients = plain.losses_and_gradients(*inputs)
-    _, smoothed_gradients = smoothed.losses_and_gradients(*inputs)
-    assert_gradients_close(smoothed_gradients["decoder"], plain_gradients["decoder"])
-    assert_gradients_close(smoothed_gradients["encoder"], plain_gradients["encoder"])
+    losses, gradients = changed.losses_and_gradients(*inputs)
+    assert_gradients_close(gradients["decoder"], plain_gradients["decoder"])
+    assert_gradients_close(gradients["encoder"], plain_gradients["encoder"])
+    return plain_gradients, losses, gradients, changed
+
+
+def test_label_smoothing_is_the_discriminators_alone():
+    plain_gradients, _, smoothed_gradients, _ = discriminator_option_gradients(routing_inputs(), real_label=0.9)
     last = -1  # the logit's bias: moved by the real frames' target
     assert not np.allclose(smoothed_gradients["discriminator"][last].numpy(),
                            plain_gradients["discriminator"][last].numpy())
@@ -376,16 +385,57 @@ def test_a_tiny_vae_loss_falls():
     assert losses[-1] < 0.75 * losses[0]  # 0.58 seen
 
 
-def test_a_tiny_vaegan_trains_without_nan():
-    model = small_vaegan()
-    history = model.fit(frames(8, seed=5), batch_size=4, epochs=2, verbose=0)
+@pytest.mark.parametrize("settings", [{}, {"r1_weight": 1.0}])
+def test_a_tiny_vaegan_trains_without_nan(settings):
+    model = small_vaegan(**settings)  # fit compiles train_step into a graph, where R1's second-order gradient runs
+    history = model.fit(frames(8, seed=5), batch_size=4, epochs=2, verbose=0, validation_data=frames(4, seed=6))
     assert all(np.isfinite(values).all() for values in history.history.values())
     assert {"kl_loss", "llike_loss", "pixel_mse", "discriminator_loss", "real_accuracy", "fake_accuracy"} <= set(
         history.history)
+    assert (history.history["r1_penalty"][-1] > 0) == ("r1_weight" in settings)
+    assert (history.history["val_r1_penalty"][-1] > 0) == ("r1_weight" in settings)
+
+
+def test_a_layer_normalised_decoder_decodes_z_the_same_alone_in_a_batch_and_in_use():
+    z = rng.normal(size=(6, 4)).astype(np.float32)
+    layer_norm, batch_norm = build_larsen_decoder(4, 0.25, "layer"), build_larsen_decoder(4, 0.25, "batch")
+    for decoder, independent in ((layer_norm, True), (batch_norm, False)):
+        alone = decoder(z[:1], training=True).numpy()
+        in_batch = decoder(z, training=True).numpy()[:1]
+        in_use = decoder(z[:1], training=False).numpy()
+        assert np.allclose(alone, in_batch, atol=1e-5) == independent
+        assert np.allclose(alone, in_use, atol=1e-5) == independent
+    with pytest.raises(ValueError, match="normalisation"):
+        build_larsen_decoder(4, 0.25, "group")
+
+
+def test_r1_penalty_of_a_linear_discriminator_is_its_weights_squared_norm():
+    """logit = w . x + b has grad_x logit = w at every frame, so R1 = ||w||^2 whatever the frames."""
+    inputs = keras.Input((4, 4, 3))
+    flat = keras.layers.Flatten()(inputs)
+    discriminator = keras.Model(inputs, [flat, keras.layers.Dense(1, name="logit")(flat)])
+    weights = discriminator.get_layer("logit").kernel.numpy()
+    penalty = r1_penalty(discriminator, tf.constant(rng.uniform(size=(5, 4, 4, 3)), tf.float32))
+    np.testing.assert_allclose(float(penalty), float(np.sum(weights ** 2)), rtol=1e-5)
+
+
+def test_r1_moves_the_discriminators_update_alone_by_half_its_weight_times_its_gradient():
+    inputs = routing_inputs()
+    plain_gradients, losses, gradients, regularised = discriminator_option_gradients(inputs, r1_weight=3.0)
+    with tf.GradientTape() as tape:
+        penalty = r1_penalty(regularised.discriminator, inputs[0])
+    expected = [gan if extra is None else gan + 1.5 * extra for gan, extra in zip(
+        plain_gradients["discriminator"], tape.gradient(penalty, regularised.discriminator.trainable_variables),
+        strict=True)]
+    assert float(losses["r1_penalty"]) > 0
+    assert_gradients_close(gradients["discriminator"], expected)
+    assert not np.allclose(gradients["discriminator"][0].numpy(), plain_gradients["discriminator"][0].numpy(),
+                           rtol=1e-3)
 
 
 @pytest.mark.parametrize("make", [lambda: ConvVAE(z_size=6, seed=2), lambda: small_vaegan(gamma=0.3),
-                                  lambda: small_vaegan(decoder="world_models")])
+                                  lambda: small_vaegan(decoder="world_models"),
+                                  lambda: small_vaegan(decoder_normalisation="layer", r1_weight=1.0)])
 def test_a_saved_and_loaded_model_gives_the_same_encodings(tmp_path, make):
     model = make()
     model.build()

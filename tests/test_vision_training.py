@@ -270,7 +270,15 @@ def test_the_published_vaegan_variant_table_is_regenerated_from_its_record():
     import vaegan_stability
 
     record = json.loads((RUN_RECORDS / "vaegan_stability" / "record.json").read_text())
-    assert vaegan_stability.table(record["rows"]) in (ROOT / "docs" / "results.md").read_text()
+    published = (ROOT / "docs" / "results.md").read_text()
+    assert vaegan_stability.table(record["rows"]) in published
+    # the decoder's batch-norm measure, and its moving-statistics rows are the variant table's prior samples
+    assert vaegan_stability.decoder_modes_table(record["decoder_modes"]) in published
+    rows = {row["variant"]: row for row in record["rows"]}
+    for name, measures in record["decoder_modes"].items():
+        inference = measures[vaegan_stability.DECODER_MODES[0]]
+        assert inference["frechet"] == pytest.approx(rows[name]["frechet_prior"], rel=1e-6)
+        assert inference["noise"] == rows[name]["prior_noise_share"]
 
 
 def test_the_published_laptop_scale_vision_table_is_regenerated_from_its_records():

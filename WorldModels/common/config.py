@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 from common.errors import UserFacingError
 from common.files import folder_lock, remove_stale_temporaries, write_text_atomic
-from vaegan.options import DECODERS, DISCRIMINATORS, GENERATOR_LOSSES, PASSES
+from vaegan.options import DECODER_NORMALISATIONS, DECODERS, DISCRIMINATORS, GENERATOR_LOSSES, PASSES
 
 # ---------------------------------------------------------------------------------------------
 # Value types: each parses a string or raises ArgumentTypeError with a message naming the rule.
@@ -67,6 +67,11 @@ def _choice(*options):
             raise argparse.ArgumentTypeError(f"must be one of {', '.join(options)}; got {text!r}")
         return text
     return choice
+
+
+def _optional_name(text):
+    """Empty, or a _name."""
+    return text and _name(text)
 
 
 def _name(text):
@@ -215,6 +220,10 @@ KEYS = _declare({
                        "normalisation); world_models: the ConvVAE's decoder", "vaegan"),
     "vaegan_decoder_width": (_number(0.0, 1.0, low_inclusive=False), 1.0,
                              "scales the larsen decoder's layer sizes (1: the authors')", "vaegan"),
+    "vaegan_decoder_normalisation": (_choice(*DECODER_NORMALISATIONS), "batch",
+                                     "the larsen decoder's normalisation: batch (the authors'; batch statistics in "
+                                     "training, moving averages in use) or layer (per image: the same in both)",
+                                     "vaegan"),
     "vaegan_real_label": (_number(0.5, 1.0, low_inclusive=False), 1.0, "discriminator's target for real frames "
                           "(1: the paper's; 0.9: one-sided label smoothing)", "vaegan"),
     "vaegan_generator_loss": (_choice(*GENERATOR_LOSSES), "minimax",
@@ -225,6 +234,8 @@ KEYS = _declare({
                       "vaegan"),
     "vaegan_discriminator_learning_rate": (non_negative_float, 0.0, "the discriminator's own RMSProp learning rate "
                                            "(0: vaegan_learning_rate, the authors')", "vaegan"),
+    "vaegan_r1_weight": (non_negative_float, 0.0, "R1 penalty on the discriminator's gradient at real frames, "
+                         "weight/2 times the squared norm of grad_x logit (0: none, the authors')", "vaegan"),
     # memory (M)
     "rnn_num_steps": (positive_int, 4000, "training steps", ""),
     "rnn_max_seq_len": (positive_int, 1000, "length of the training sequences", "rnn"),
@@ -274,6 +285,9 @@ KEYS = _declare({
                         "(<vision>/controller_seed<k>/, controller_dream_seed<k>/, controller_warm_seed<k>/; 0: "
                         "the first run's); held-out tests and evaluate.py keep seed's episodes, so runs can "
                         "be compared episode by episode", "controller"),
+    "controller_tag": (_optional_name, "", "a name for a recipe variant (other controller settings on the same "
+                       "world model): its runs go to <vision>/controller[_envpool]_<tag>[_seed<k>]/, beside the "
+                       "untagged runs of the config's own recipe (empty: none)", ""),
     "controller_weight_decay": (non_negative_float, 0.01,
                                 "L2 penalty: weight_decay * mean(params^2) is taken from the fitness (the original)",
                                 "controller"),
@@ -301,7 +315,8 @@ def settings_of(output):
 LEGACY_VALUES = {"env_backend": "gymnasium", "controller_stall_steps": 0, "controller_init": "", "controller_seed": 0,
                  "vaegan_discriminator": "strided", "vaegan_discriminator_width": 1.0,
                  "vaegan_generator_loss": "minimax", "vaegan_real_label": 1.0, "vaegan_decoder": "world_models",
-                 "vaegan_decoder_width": 1.0, "vaegan_passes": "one", "vaegan_discriminator_learning_rate": 0.0}
+                 "vaegan_decoder_width": 1.0, "vaegan_passes": "one", "vaegan_discriminator_learning_rate": 0.0,
+                 "vaegan_r1_weight": 0.0, "vaegan_decoder_normalisation": "batch"}
 # A saved config without the key holds the value of the key it was split from.
 LEGACY_SOURCES = {"vaegan_kl_tolerance": "vae_kl_tolerance"}
 

@@ -49,7 +49,8 @@ pass between the two losses: cheaper, but the prior samples then share the stati
 computed with, so L_llike also reaches the encoder through the samples.
 The authors weigh real against generated frames in L_GAN as 0.5 against 0.5 in all (each of the 2B
 fakes 0.25, each real frame 0.5, summed); real_cost + fake_cost, each a mean, is the same loss
-up to a constant factor. The discriminator may learn at its own rate (compile's optimizers).
+up to a constant factor. The discriminator may learn at its own rate (compile's optimizers), and may
+be regularised by R1 (r1_weight > 0: r1_weight / 2 * r1_penalty added to its loss; 0, the authors').
 real_label < 1 smooths the discriminator's targets for real frames (one-sided label smoothing);
 the equilibrium rule and the decoder's minimax term use the unsmoothed costs, and the logged
 discriminator_loss is the smoothed one it minimises. A smaller discriminator ("strided": four
@@ -66,7 +67,7 @@ from keras import layers
 
 from common.episodes import FRAME_SHAPE
 from vae.vae import ConvVAE, floored_kl, pixel_mse, sample_latent, squared_error
-from vaegan.options import DECODERS, DISCRIMINATORS, GENERATOR_LOSSES, PASSES
+from vaegan.options import DECODER_NORMALISATIONS, DECODERS, DISCRIMINATORS, GENERATOR_LOSSES, PASSES
 
 # -- the math ---------------------------------------------------------------------------------
 
@@ -95,6 +96,20 @@ def generator_gan_loss(fake_logits, gan_loss, kind):
     if kind == "minimax":
         return -gan_loss
     return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(fake_logits), fake_logits))
+
+
+def r1_penalty(discriminator, frames, training=True):
+    """Mescheder et al.'s (2018) R1 regulariser: mean over real `frames` of ||grad_x logit Dis(x)||^2, (),
+    differentiable with respect to the discriminator's variables. The discriminator's loss adds
+    r1_weight / 2 times it, keeping the discriminator flat around real frames (with it, the GAN game
+    converges locally). In training mode the batch statistics are the real frames' own."""
+    frames = tf.convert_to_tensor(frames, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(frames)
+        _, logits = discriminator(frames, training=training)
+        summed = tf.reduce_sum(logits)  # frames' logits are independent (but for batch norm's statistics)
+    gradients = tape.gradient(summed, frames)
+    return tf.reduce_mean(tf.reduce_sum(tf.square(gradients), axis=[1, 2, 3]))
 
 
 def equilibrium_updates(real_cost, fake_cost, equilibrium, margin):
@@ -151,17 +166,27 @@ def build_discriminator(architecture="larsen", feature_layer=4, width=1.0):
 
 
 
-def build_larsen_decoder(z_size, width=1.0):
+def build_larsen_decoder(z_size, width=1.0, normalisation="batch"):
     """z (batch, z_size) -> frames (batch, 64, 64, 3) in [0, 1]: the authors' 64x64 generator
     (img64x64): a fully connected layer to 8 x 8 x 256, then three 5x5 stride-2 transposed
     convolutions of 256, 128 and 32 filters, each of them with batch normalisation and ReLU, then a 5x5
     convolution to 3 channels. Their output is tanh for frames in [-1, 1]; ours is the sigmoid, for
-    frames in [0, 1]. `width` scales every hidden layer's size (1.0: theirs)."""
+    frames in [0, 1]. `width` scales every hidden layer's size (1.0: theirs). normalisation="layer"
+    replaces batch normalisation by layer normalisation over each image's whole feature map, which
+    decodes a z the same way alone or in any batch, in training and in use (batch normalisation
+    decodes with the batch's statistics in training and with moving averages in use)."""
+    if normalisation not in DECODER_NORMALISATIONS:
+        raise ValueError(f"unknown decoder normalisation {normalisation!r}; expected one of "
+                         f"{', '.join(DECODER_NORMALISATIONS)}")
+
     def size(units):
         return max(1, round(units * width))
 
     def normalised(layer, name):
-        return [layer, layers.BatchNormalization(**BATCH_NORM, name=f"{name}_norm"), layers.ReLU()]
+        norm = (layers.BatchNormalization(**BATCH_NORM, name=f"{name}_norm") if normalisation == "batch" else
+                layers.LayerNormalization(axis=[1, 2, 3] if name.startswith("deconv") else -1, epsilon=1e-6,
+                                          name=f"{name}_norm"))
+        return [layer, norm, layers.ReLU()]
 
     return keras.Sequential([
         keras.Input((z_size,), name="z"),
@@ -184,12 +209,12 @@ class VAEGAN(ConvVAE):
     """
 
     TRACKED = ("loss", "kl_loss", "llike_loss", "pixel_mse", "discriminator_loss", "real_accuracy",
-               "fake_accuracy", "prior_score", "discriminator_updates", "decoder_updates")
+               "fake_accuracy", "prior_score", "discriminator_updates", "decoder_updates", "r1_penalty")
 
     def __init__(self, z_size=32, kl_tolerance=0.5, gamma=1e-5, pixel_weight=0.0, equilibrium=0.68,
                  margin=0.35, feature_layer=4, discriminator="larsen", discriminator_width=1.0,
                  generator_loss="minimax", real_label=1.0, decoder="larsen", decoder_width=1.0, passes="two",
-                 seed=None, **kwargs):
+                 r1_weight=0.0, decoder_normalisation="batch", seed=None, **kwargs):
         if passes not in PASSES:
             raise ValueError(f"unknown passes {passes!r}; expected one of {', '.join(PASSES)}")
         if generator_loss not in GENERATOR_LOSSES:
@@ -197,11 +222,14 @@ class VAEGAN(ConvVAE):
         if decoder not in DECODERS:
             raise ValueError(f"unknown decoder {decoder!r}; expected one of {', '.join(DECODERS)}")
         super().__init__(z_size=z_size, kl_tolerance=kl_tolerance, seed=seed, **kwargs,  # world_models: the ConvVAE's
-                         decoder_network=build_larsen_decoder(z_size, decoder_width) if decoder == "larsen" else None)
+                         decoder_network=build_larsen_decoder(z_size, decoder_width, decoder_normalisation)
+                         if decoder == "larsen" else None)
+        self.decoder_normalisation = decoder_normalisation
         self.decoder_architecture, self.decoder_width, self.passes = decoder, decoder_width, passes
         self.gamma, self.pixel_weight, self.feature_layer = gamma, pixel_weight, feature_layer
         self.equilibrium, self.margin, self.generator_loss = equilibrium, margin, generator_loss
         self.architecture, self.discriminator_width, self.real_label = discriminator, discriminator_width, real_label
+        self.r1_weight = r1_weight
         self.discriminator = build_discriminator(discriminator, feature_layer, discriminator_width)
 
     def build(self, input_shape=(None, *FRAME_SHAPE)):
@@ -299,6 +327,15 @@ class VAEGAN(ConvVAE):
         encoder_gradients = tape.gradient([llike_images, losses["kl_loss"]], self.encoder.trainable_variables,
                                           output_gradients=[llike_wrt + pixel_wrt, tf.ones(())])
         del tape
+        losses["r1_penalty"] = tf.zeros(())
+        if self.r1_weight > 0:  # R1 on the real frames, a second-order gradient of the discriminator's own
+            with tf.GradientTape() as tape:
+                losses["r1_penalty"] = r1_penalty(self.discriminator, frames)
+            penalty_gradients = tape.gradient(losses["r1_penalty"], discriminator_variables)
+            # the logit's bias does not move the gradient at x: None (ZERO fails on Keras variables in graphs)
+            discriminator_gradients = [
+                gradient if penalty is None else gradient + 0.5 * self.r1_weight * penalty
+                for gradient, penalty in zip(discriminator_gradients, penalty_gradients, strict=True)]
         return losses, {"encoder": encoder_gradients, "decoder": decoder_gradients,
                         "discriminator": discriminator_gradients}
 
@@ -335,6 +372,8 @@ class VAEGAN(ConvVAE):
             losses["real_cost"], losses["fake_cost"], self.equilibrium, self.margin)
         losses["decoder_updates"] = tf.cast(update_decoder, tf.float32)
         losses["discriminator_updates"] = tf.cast(update_discriminator, tf.float32)
+        losses["r1_penalty"] = (r1_penalty(self.discriminator, frames, training=False) if self.r1_weight > 0
+                                else tf.zeros(()))
         self.sharpness_tracker.update_state(frames, reconstructions)
         return {**self._track(losses), "sharpness": self.sharpness_tracker.result()}
 
@@ -353,7 +392,8 @@ class VAEGAN(ConvVAE):
                 "equilibrium": self.equilibrium, "margin": self.margin, "feature_layer": self.feature_layer,
                 "discriminator": self.architecture, "discriminator_width": self.discriminator_width,
                 "generator_loss": self.generator_loss, "real_label": self.real_label,
-                "decoder": self.decoder_architecture, "decoder_width": self.decoder_width, "passes": self.passes}
+                "decoder": self.decoder_architecture, "decoder_width": self.decoder_width, "passes": self.passes,
+                "r1_weight": self.r1_weight, "decoder_normalisation": self.decoder_normalisation}
 
     @classmethod
     def from_config(cls, config):

@@ -13,6 +13,12 @@ draws all runs on one plot with the TF2 World Models port's published curve (zac
 CarRacing-v0: generation 0: 166, 10: 418, 20: 736, 30: 766, 40: 802, 60: 835, 70: 838), its steps
 taken as generations x 64 candidates x 16 episodes x 1,000 steps (the assumption: full episodes; its
 held-out tests are not counted, so its curve is, if anything, drawn too far left).
+
+Beside each run, the real steps its world model's rollouts took (V and M are trained on them; the
+controller's steps come on top): counted from the rollouts' record/ folder beside the run's vision
+folder when it is there, else read from a `rollouts.json` ({"episodes": n, "steps": n}) in the run's
+folder or its parent (the copies under docs/runs/ keep one; `--write_rollouts FOLDER` writes it from
+the rollouts of a run given).
 """
 
 import sys
@@ -24,10 +30,13 @@ import argparse
 import csv
 import json
 
+from common.episodes import list_episodes
+from common.files import write_json_atomic
 from common.plots import save_figure
 
 TF2_PORT = {0: 166, 10: 418, 20: 736, 30: 766, 40: 802, 60: 835, 70: 838}  # generation: held-out score
 TF2_PORT_STEPS_PER_GENERATION = 64 * 16 * 1000
+ROLLOUTS_FILE = "rollouts.json"
 
 
 def evaluations(folder):
@@ -42,6 +51,18 @@ def evaluations(folder):
         if row["test_score"]:
             points.append((steps, seconds / 3600, float(row["test_score"]), float(row["test_std"])))
     return points
+
+
+def rollouts_summary(folder):
+    """{"episodes", "steps"} of the rollouts V and M of a controller folder were trained on, or None."""
+    record = folder.resolve().parents[1] / "record"  # <experiment>/<env>/record beside <vision>/<controller>
+    if any(record.glob("*.npz")):
+        episodes = list_episodes(record)
+        return {"episodes": len(episodes), "steps": sum(info.length for info in episodes)}
+    for candidate in (folder / ROLLOUTS_FILE, folder.parent / ROLLOUTS_FILE):
+        if candidate.exists():
+            return json.loads(candidate.read_text())
+    return None
 
 
 def figure(runs):
@@ -66,16 +87,29 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", help="LABEL=controller folder")
     parser.add_argument("--output", default="results/bench/sample_efficiency.png")
+    parser.add_argument("--write_rollouts", metavar="FOLDER",
+                        help=f"write the first run's rollout count to FOLDER/{ROLLOUTS_FILE} (for a record copy) "
+                        "and stop")
     args = parser.parse_args()
-    runs = {}
+    runs, rollouts = {}, {}
     for run in args.runs:
         label, _, path = run.rpartition("=")
         folder = Path(path)
         if not (folder / "log.csv").exists() or not (folder / "best.json").exists():
             sys.exit(f"{folder}: no log.csv and best.json; give a controller folder of train.py")
         runs[label or folder.name] = evaluations(folder)
+        rollouts[label or folder.name] = rollouts_summary(folder)
+    if args.write_rollouts:
+        first = next(iter(rollouts.values()))
+        if first is None:
+            sys.exit(f"{args.runs[0]}: no rollouts found beside it to count")
+        print(f"wrote {write_json_atomic(Path(args.write_rollouts) / ROLLOUTS_FILE, first)}")
+        return
     for label, points in runs.items():
-        print(f"\n{label}\n| real steps | wall hours | held-out score of the mean |\n|---:|---:|---:|")
+        collected = rollouts[label]
+        print(f"\n{label}\nV and M's rollouts: " + (f"{collected['steps']:,} real steps ({collected['episodes']} "
+                                                      "episodes)" if collected else "not recorded"))
+        print("| real steps | wall hours | held-out score of the mean |\n|---:|---:|---:|")
         for steps, hours, score, std in points:
             print(f"| {steps:,} | {hours:.2f} | {score:.1f} ± {std:.1f} |")
     print(f"\nfigure: {save_figure(figure(runs), Path(args.output))}")

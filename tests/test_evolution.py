@@ -97,6 +97,13 @@ def test_real_and_dream_runs_keep_separate_folders_and_changes_are_refused(tiny)
     assert controller_dir(second).name == "controller_seed1"
     # a run in the other simulator from the same world model: beside gymnasium's, never over it
     assert controller_dir(with_values(second, env_backend="envpool")).name == "controller_envpool_seed1"
+    # a recipe variant: its own folder, so a run with other controller settings is not refused but kept apart
+    variant = tiny("--controller_sigma_init", 0.5, "--controller_tag", "wide")
+    train_controller(variant)
+    assert controller_dir(variant).name == "controller_wide"
+    assert controller_dir(with_values(variant, env_backend="envpool", controller_seed=2)).name == (
+        "controller_envpool_wide_seed2")
+    assert (controller_dir(real) / "log.csv").read_text() == real_log
     first_state, second_state = (pickle.loads((controller_dir(config) / "checkpoint.pkl").read_bytes())
                                  for config in (real, second))
     assert first_state["log"][0]["mean"] != second_state["log"][0]["mean"]  # other candidates, other tracks

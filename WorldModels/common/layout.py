@@ -8,7 +8,7 @@
             series.npz                            series_path
             rnn.keras, initial_z.json             rnn_path, initial_z_path
             memory_metrics.json                   memory_metrics_path
-            controller[_dream|_warm][_envpool][_seed<k>]/   controller_dir
+            controller[_dream|_warm][_envpool][_<tag>][_seed<k>]/   controller_dir
                 checkpoint.pkl                    cma_checkpoint_path (CMA-ES's state, to resume)
                 log.csv, log.json                 controller_log_path
                 best.json                         best_controller_path
@@ -73,9 +73,11 @@ def world_model_key(config, extra_files=()):
 def controller_dir(config):
     """<vision>/controller_dream/ (dream_env), controller_warm/ (a real run from controller_init) or controller/;
     with env_backend=envpool, that name with _envpool (a run in the other simulator, beside gymnasium's);
-    with controller_seed k > 0, then _seed<k> (another CMA-ES run of the same world model)."""
+    with controller_tag t, then _<t> (a recipe variant); with controller_seed k > 0, then _seed<k> (another
+    CMA-ES run of the same world model)."""
     name = "controller_dream" if config.dream_env else "controller_warm" if config.controller_init else "controller"
     name += "_envpool" if config.env_backend == "envpool" else ""
+    name += f"_{config.controller_tag}" if config.controller_tag else ""
     return vision_dir(config) / (f"{name}_seed{config.controller_seed}" if config.controller_seed else name)
 
 

@@ -195,12 +195,15 @@ def test_a_world_model_whose_parts_no_longer_match_is_refused_where_v_and_m_are_
     assert memory.world_model_mismatch(config) is None
     load_agent(config)
     vision = load_vision_model(model_path(config, "vae"), config.z_size)
+    assert memory.prediction_pixel_errors(config, vision) is not None  # a matching world model is measured
     weights = vision.get_weights()
     vision.set_weights([weights[0] * 1.001, *weights[1:]])
     vision.save(model_path(config, "vae"))  # "retrained": another file
     for use in (load_agent, load_dream, world_fingerprint):
         with pytest.raises(UserFacingError, match="series.npz was encoded by another vae.keras"):
             use(config)
+    # the vision measures (evaluate_vision.py, the report) leave M's predictions out instead of measuring them
+    assert memory.memory_trained(config) and memory.prediction_pixel_errors(config, vision) is None
     encode_series(config)  # the series follows V; M is now the stale part
     with pytest.raises(UserFacingError, match="rnn.keras was trained on another series.npz .*rnn_checkpoint"):
         load_agent(config)

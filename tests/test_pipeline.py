@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import stats
 
 import compare
 import pipeline
@@ -19,7 +20,15 @@ from stages import report
 from stages.agent import load_agent
 from stages.evaluation import describe_scores, evaluation_scores, write_evaluation
 from stages.memory import load_series, world_model_mismatch
-from stages.report import LABELS, MISSING, learning_summary, runs_cell, score_comparison
+from stages.report import (
+    LABELS,
+    MISSING,
+    evaluated_runs,
+    learning_summary,
+    runs_cell,
+    runs_comparison,
+    score_comparison,
+)
 
 # One worker process: each one imports TensorFlow (~5 s of CPU); parallelism is tested in test_parallel.py.
 TINY = ["--num_episodes", 3, "--max_frames", 30, "--min_frames", 5, "--num_workers", 1, "--vae_num_epoch", 1,
@@ -126,11 +135,11 @@ def test_the_report_lists_every_finished_cma_es_run_and_their_spread(make_config
     config = make_config(*TINY, "--z_size", 4, "--rnn_size", 8)
     unfinished = {"controller_seed2"}  # CMA-ES has not run all its generations there (train_controller's check)
     monkeypatch.setattr(report, "controller_trained", lambda run: controller_dir(run).name not in unfinished)
-    assert runs_cell(config) is None  # no run yet
+    assert runs_cell(evaluated_runs(config)) is None  # no run yet
     seeds, rng = np.arange(2), np.random.default_rng(0)
     means = {}
     for controller_seed, other in ((0, {}), (1, {}), (3, {}), (2, {}), (2, {"--dream_env": 1}),
-                                   (2, {"--controller_init": "dream"})):
+                                   (2, {"--controller_init": "dream"}), (1, {"--controller_tag": "mirrored"})):
         run_config = make_config(*TINY, "--z_size", 4, "--rnn_size", 8, "--controller_seed", controller_seed,
                                  *[item for pair in other.items() for item in pair])
         path = controller_dir(run_config) / "best.json"
@@ -139,16 +148,33 @@ def test_the_report_lists_every_finished_cma_es_run_and_their_spread(make_config
         if controller_seed in (0, 1, 3) and not other:
             means[controller_seed] = mean
         if controller_seed == 0:
-            assert runs_cell(config) is None  # one run: no spread to show
+            assert runs_cell(evaluated_runs(config)) is None  # one run: no spread to show
     assert {path.name for path in controller_dir(config).parent.iterdir()} >= {
-        "controller_seed2", "controller_dream_seed2", "controller_warm_seed2"}  # none of them counts
+        "controller_seed2", "controller_dream_seed2", "controller_warm_seed2",
+        "controller_mirrored_seed1"}  # none of them counts
     (controller_dir(config).parent / "controller_seedling").mkdir()  # not a run's folder
     values = np.array(list(means.values()))
-    assert runs_cell(config) == (f"0: {means[0]:.1f}, 1: {means[1]:.1f}, 3: {means[3]:.1f}; "
-                                 f"{values.mean():.1f} ± {values.std(ddof=1):.1f} (sample std) over 3 runs")
+    half_width = stats.t.ppf(0.975, 2) * values.std(ddof=1) / np.sqrt(3)
+    assert runs_cell(evaluated_runs(config)) == (
+        f"0: {means[0]:.1f}, 1: {means[1]:.1f}, 3: {means[3]:.1f}; {values.mean():.1f} ± {values.std(ddof=1):.1f} "
+        f"(sample std of the run means; between-run 95% CI {values.mean() - half_width:.1f} to "
+        f"{values.mean() + half_width:.1f}) over 3 runs")
     path = controller_dir(make_config(*TINY, "--z_size", 4, "--rnn_size", 8, "--controller_seed", 3)) / "best.json"
     save_controller(path, np.zeros(num_parameters(config)), config)  # seed 3's controller changed since its scores
-    assert runs_cell(config).endswith("over 2 runs")
+    assert runs_cell(evaluated_runs(config)).endswith("over 2 runs")
+
+
+def test_two_world_models_are_compared_over_runs_by_welch_on_run_means():
+    rng = np.random.default_rng(1)
+    first = {seed: rng.normal(700 + 10 * seed, 100, 50) for seed in range(3)}
+    second = {seed: rng.normal(600, 100, 50) for seed in range(2)}
+    sentence = runs_comparison(first, second, "VAE", "VAE/GAN")
+    welch = stats.ttest_ind([v.mean() for v in first.values()], [v.mean() for v in second.values()],
+                            equal_var=False)
+    difference = np.mean([v.mean() for v in first.values()]) - np.mean([v.mean() for v in second.values()])
+    assert sentence.startswith(f"Over independent runs, VAE - VAE/GAN: {difference:+.1f}")
+    assert f"the 3 and 2 run means: 95% CI {welch.confidence_interval().low:+.1f}" in sentence
+    assert f"p = {welch.pvalue:.3g};" in sentence and "hierarchical bootstrap" in sentence
 
 
 def test_the_dream_warm_start_trains_in_the_dream_before_the_real_environment(make_config):

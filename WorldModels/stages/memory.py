@@ -319,8 +319,9 @@ def prediction_pixel_errors(config, vision_model):
     """Means of one_step_frame_errors ("rnn", "reconstruction", "copy_last") over the first
     PREDICTION_EPISODES held-out episodes of the config's series, with the config's MDN-RNN and the
     given vision model: the measure that compares world models with different latent spaces.
-    None if the MDN-RNN is not trained on the current series."""
-    if not memory_trained(config):
+    None if the MDN-RNN is not trained on the current series, or V, series and M do not match
+    (world_model_mismatch: an M trained on another V's latents predicts nothing this V decodes)."""
+    if not memory_trained(config) or world_model_mismatch(config):
         return None
     series, rnn = load_series(config), load_rnn(rnn_path(config))
     sums = {"rnn": [], "reconstruction": [], "copy_last": []}

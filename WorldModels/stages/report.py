@@ -32,10 +32,10 @@ from common.layout import (
     vision_dir,
 )
 from common.plots import image_rows, save_figure
-from common.statistics import compare_scores
+from common.statistics import compare_runs, compare_scores, runs_summary
 from stages.evaluation import best_evaluated, controller_evaluated, describe_scores, evaluation_scores
 from stages.evolution import controller_trained, dream_config, real_steps_spent, training_curve
-from stages.memory import memory_trained, prediction_pixel_errors
+from stages.memory import memory_trained, prediction_pixel_errors, world_model_mismatch
 from stages.vision import (
     held_out_frames,
     load_vision_model,
@@ -96,7 +96,8 @@ def _column(config, model, frames, probe, reference):
     """One vision's cells {row: text}, its CMA-ES curve (log, (initial score, std)) or None, and its GIFs.
     Only outputs that are complete for the current config fill cells; the others show MISSING."""
     metrics = vision_metrics(model, frames, probe, reference)
-    memory = _read_json(memory_metrics_path(config)) if memory_trained(config) else None
+    matching = memory_trained(config) and world_model_mismatch(config) is None  # M trained on this V's series
+    memory = _read_json(memory_metrics_path(config)) if matching else None
     predictions = prediction_pixel_errors(config, model)
     folder = controller_dir(config)
     trained = controller_trained(config)
@@ -163,12 +164,12 @@ def _column(config, model, frames, probe, reference):
     if dream is not None:  # a row only where a dream run exists
         cells[f"dream-trained controller ({controller_dir(dream_config(config)).name}/), scored in the real "
               "environment"] = dream
-    runs = runs_cell(config)
-    if runs is not None:  # a row only where several CMA-ES runs of this world model were evaluated
-        cells["every finished, evaluated CMA-ES run (controller_seed k: mean score); their mean ± std"] = runs
+    runs = evaluated_runs(config)
+    if runs_cell(runs) is not None:  # a row only where several CMA-ES runs of this world model were evaluated
+        cells["every finished, evaluated CMA-ES run (controller_seed k: mean score); over runs"] = runs_cell(runs)
     curve = (log, (best["initial_score"], best["initial_score_std"])) if log and best else None
     scores = evaluation_scores(best_controller_path(config)) if evaluation else None
-    return {"cells": cells, "curve": curve, "folder": vision_dir(config).name, "scores": scores,
+    return {"cells": cells, "curve": curve, "folder": vision_dir(config).name, "scores": scores, "runs": runs,
             "gifs": evaluation is not None, "learning": learning_summary(best, len(log)) if best else None}
 
 
@@ -189,25 +190,41 @@ def dream_cell(config):
             f"held-out episodes; {best['score']:.1f} in the dream{trained})")
 
 
-def runs_cell(config):
-    """The evaluate_episodes mean score of every finished CMA-ES run of this world model and config
-    (controller/ and the controller_seed<k>/ beside it), and the mean and sample std of those means;
-    None with fewer than two."""
+def evaluated_runs(config):
+    """{controller_seed: per-episode scores} of every finished CMA-ES run of this world model and config
+    that evaluate.py scored on evaluate_episodes (controller/ and the controller_seed<k>/ beside it; a
+    tagged recipe variant, controller_<tag>/, is another recipe and is left out)."""
     first = controller_dir(with_values(config, controller_seed=0))
     pattern = re.compile(re.escape(first.name) + r"(?:_seed([1-9][0-9]*))?")
-    means = {}
+    runs = {}
     for folder in sorted(first.parent.glob(f"{first.name}*")):
         match = pattern.fullmatch(folder.name)
         run = with_values(config, controller_seed=int(match.group(1) or 0)) if match else None
-        evaluation = run and controller_trained(run) and controller_evaluated(run, best_controller_path(run),
-                                                                              config.evaluate_episodes)
-        if evaluation:
-            means[run.controller_seed] = evaluation["mean"]
-    if len(means) < 2:
+        if run and controller_trained(run) and controller_evaluated(run, best_controller_path(run),
+                                                                    config.evaluate_episodes):
+            runs[run.controller_seed] = evaluation_scores(best_controller_path(run))[1]
+    return dict(sorted(runs.items()))
+
+
+def runs_cell(runs):
+    """Each run's mean score (evaluated_runs), and over the runs: the mean of the run means, their
+    sample std and the between-run 95% CI; None with fewer than two runs."""
+    if len(runs) < 2:
         return None
-    values = np.array([means[seed] for seed in sorted(means)])
-    listed = ", ".join(f"{seed}: {means[seed]:.1f}" for seed in sorted(means))
-    return f"{listed}; {values.mean():.1f} ± {values.std(ddof=1):.1f} (sample std) over {len(values)} runs"
+    summary = runs_summary([scores.mean() for scores in runs.values()])
+    listed = ", ".join(f"{seed}: {scores.mean():.1f}" for seed, scores in runs.items())
+    return (f"{listed}; {summary['mean']:.1f} ± {summary['std']:.1f} (sample std of the run means; between-run "
+            f"95% CI {summary['ci95'][0]:.1f} to {summary['ci95'][1]:.1f}) over {summary['runs']} runs")
+
+
+def runs_comparison(first_runs, second_runs, first_label, second_label):
+    """One sentence: two world models compared over their independent CMA-ES runs (evaluated_runs each,
+    at least two): Welch's t-test on the run means and a hierarchical bootstrap (runs, then episodes)."""
+    result = compare_runs(list(first_runs.values()), list(second_runs.values()))
+    return (f"Over independent runs, {first_label} - {second_label}: {result['difference']:+.1f} (Welch's t on "
+            f"the {len(first_runs)} and {len(second_runs)} run means: 95% CI {result['low']:+.1f} to "
+            f"{result['high']:+.1f}, p = {result['p_t']:.3g}; hierarchical bootstrap over runs and episodes: "
+            f"{result['bootstrap_low']:+.1f} to {result['bootstrap_high']:+.1f}, p = {result['p_bootstrap']:.3g}).")
 
 
 def score_comparison(first, second, first_label, second_label):
@@ -274,6 +291,8 @@ def _markdown(config, visions, columns, extract_times, curves, frame_count, epis
                      + " |")
     if len(visions) == 2 and all(columns[vision]["scores"] is not None for vision in visions):
         lines += ["", score_comparison(*(columns[vision]["scores"] for vision in visions), *map(LABELS.get, visions))]
+    if len(visions) == 2 and all(len(columns[vision]["runs"]) >= 2 for vision in visions):  # the claim over runs
+        lines += ["", runs_comparison(*(columns[vision]["runs"] for vision in visions), *map(LABELS.get, visions))]
     lines += ["", "## Reconstructions", "", "![reconstructions](report/reconstructions.png)", "",
               "## Decoded prior samples", "", "![prior samples](report/prior_samples.png)", ""]
     if curves:

@@ -52,9 +52,10 @@ def table(recipes, episode_set="validation"):
             lines += ["", f"{label} - {first_label}: fewer than two runs on a side, no test over runs"]
             continue
         result = compare_runs(runs, first_runs)
-        lines += ["", f"{label} - {first_label}, over runs: {result['difference']:+.1f} (Welch's t on run means: 95% "
-                  f"CI {result['low']:+.1f} to {result['high']:+.1f}, p = {result['p_t']:.3g}; hierarchical bootstrap: "
-                  f"{result['bootstrap_low']:+.1f} to {result['bootstrap_high']:+.1f}, p = {result['p_bootstrap']:.3g})"]
+        lines += ["", f"{label} - {first_label}, over runs: {result['difference']:+.1f} (Welch's t on run means: "
+                  f"95% CI {result['low']:+.1f} to {result['high']:+.1f}, p = {result['p_t']:.3g}; hierarchical "
+                  f"bootstrap: {result['bootstrap_low']:+.1f} to {result['bootstrap_high']:+.1f}, "
+                  f"p = {result['p_bootstrap']:.3g})"]
     return "\n".join(lines)
 
 

@@ -1,14 +1,21 @@
-"""bench/sample_efficiency.py: the real steps a controller run spent, and the steps its world model's rollouts took."""
+"""bench/sample_efficiency.py: the real steps a controller run spent, and the steps its world model's rollouts
+took; bench/recipe_runs.py: recipes compared over their independent runs."""
 
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+from scipy import stats
 
 from common.episodes import save_episode
+from common.layout import evaluation_file
+from common.statistics import runs_summary
+from stages.evaluation import evaluation_scores
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import recipe_runs  # noqa: E402
 import sample_efficiency  # noqa: E402
 
 
@@ -39,3 +46,31 @@ def test_rollout_steps_are_counted_beside_the_run_or_read_from_its_record(tmp_pa
     assert sample_efficiency.rollouts_summary(copy) is None
     (copy.parent / sample_efficiency.ROLLOUTS_FILE).write_text(json.dumps({"episodes": 2, "steps": 12}))
     assert sample_efficiency.rollouts_summary(copy) == {"episodes": 2, "steps": 12}
+
+
+def write_validation(path, seeds, scores):
+    """A best.json's validation scores as evaluate.py --validation writes them (per episode: seed, score)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("{}")
+    table = evaluation_file(path, "evaluation.csv", episode_set="validation")
+    rows = [f"{index},{seed},{score}\n" for index, (seed, score) in enumerate(zip(seeds, scores, strict=True))]
+    table.write_text("episode,seed,score\n" + "".join(rows))
+    return path
+
+
+def test_recipes_are_compared_over_their_runs_on_the_validation_episodes(tmp_path):
+    rng, seeds = np.random.default_rng(0), np.arange(8) + 100
+    runs = {recipe: [write_validation(tmp_path / f"{recipe}{run}" / "best.json", seeds, rng.normal(center, 50, 8))
+                     for run in range(count)] for recipe, center, count in (("plain", 600, 3), ("mirrored", 700, 2))}
+    text = recipe_runs.table([("plain", runs["plain"]), ("mirrored", runs["mirrored"])])
+    means = {recipe: [np.mean(evaluation_scores(path, episode_set="validation")[1]) for path in paths]
+             for recipe, paths in runs.items()}
+    summary = runs_summary(means["plain"])
+    assert (f"| plain | 3 | {', '.join(f'{mean:.1f}' for mean in means['plain'])} | {summary['mean']:.1f} "
+            f"({summary['ci95'][0]:.1f} to {summary['ci95'][1]:.1f}) | {summary['std']:.1f} |") in text
+    welch = stats.ttest_ind(means["mirrored"], means["plain"], equal_var=False)
+    assert f"mirrored - plain, over runs: {np.mean(means['mirrored']) - np.mean(means['plain']):+.1f}" in text
+    assert f"p = {welch.pvalue:.3g};" in text
+    other = write_validation(tmp_path / "other" / "best.json", seeds + 1, rng.normal(600, 50, 8))
+    with pytest.raises(SystemExit, match="other validation episodes"):
+        recipe_runs.table([("plain", [runs["plain"][0], other])])

@@ -74,3 +74,14 @@ def test_recipes_are_compared_over_their_runs_on_the_validation_episodes(tmp_pat
     other = write_validation(tmp_path / "other" / "best.json", seeds + 1, rng.normal(600, 50, 8))
     with pytest.raises(SystemExit, match="other validation episodes"):
         recipe_runs.table([("plain", [runs["plain"][0], other])])
+
+
+def test_the_published_recipe_search_is_regenerated_from_its_records():
+    """docs/results.md's recipe table is what bench/recipe_runs.py prints from the validation records."""
+    runs = Path(__file__).resolve().parents[1] / "docs" / "runs" / "laptop_vae_kl4"
+    recipes = [("the laptop recipe in envpool", [runs / name / "best.json" for name in (
+                   "controller_envpool", "controller_envpool_seed1", "controller_envpool_seed2")]),
+               ("mirrored sampling", sorted(runs.glob("controller_envpool_mirrored*/best.json")))]
+    assert len(recipes[1][1]) >= 2
+    published = (runs.parents[1] / "results.md").read_text()
+    assert recipe_runs.table(recipes) in published

@@ -207,11 +207,10 @@ def decoder_modes(name, args, batch_size=250):
     def decoded(mode):
         batches = []
         for start in range(0, len(prior_z), batch_size):
-            batch = prior_z[start:start + batch_size]
+            prior = batch = prior_z[start:start + batch_size]
             if mode == DECODER_MODES[2]:  # the posterior samples first, as the GAN's pass concatenates them
-                batch = np.concatenate([posterior_z[start:start + batch_size], batch])
-            images = model.decoder(batch, training=mode != DECODER_MODES[0]).numpy()
-            batches.append(images[len(images) - len(prior_z[start:start + batch_size]):])
+                batch = np.concatenate([posterior_z[start:start + batch_size], prior])
+            batches.append(model.decoder(batch, training=mode != DECODER_MODES[0]).numpy()[-len(prior):])
         return np.concatenate(batches)
 
     network = feature_network()

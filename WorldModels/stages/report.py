@@ -165,8 +165,9 @@ def _column(config, model, frames, probe, reference):
         cells[f"dream-trained controller ({controller_dir(dream_config(config)).name}/), scored in the real "
               "environment"] = dream
     runs = evaluated_runs(config)
-    if runs_cell(runs) is not None:  # a row only where several CMA-ES runs of this world model were evaluated
-        cells["every finished, evaluated CMA-ES run (controller_seed k: mean score); over runs"] = runs_cell(runs)
+    over_runs = runs_cell(runs)
+    if over_runs is not None:  # a row only where several CMA-ES runs of this world model were evaluated
+        cells["every finished, evaluated CMA-ES run (controller_seed k: mean score); over runs"] = over_runs
     curve = (log, (best["initial_score"], best["initial_score_std"])) if log and best else None
     scores = evaluation_scores(best_controller_path(config)) if evaluation else None
     return {"cells": cells, "curve": curve, "folder": vision_dir(config).name, "scores": scores, "runs": runs,

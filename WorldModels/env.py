@@ -181,12 +181,21 @@ class DreamBatch:
     from the mixture at temperature rnn_temperature and returns (reward, terminated, truncated), each
     (count,): the predicted reward (0 without a reward head), done when the done head's probability
     passes 1/2, truncated after max_frames steps. The state is in .z, .h, .c.
+    With dream_dropout > 0, every dream episode gets its own dropout masks on M's latent input and
+    hidden state (.masks, drawn at reset and fixed until the next): Dropout's Dream Land's way of
+    making one world model many, so a controller cannot exploit one model's quirks.
     """
 
     def __init__(self, rnn, initial_z, config):
-        from rnn.rnn import sample_mixture, step_function  # imported here: extract.py's workers need no TensorFlow
+        from rnn.rnn import (  # here: extract.py's workers need no TensorFlow
+            dropout_masks,
+            sample_mixture,
+            step_function,
+        )
 
-        self.rnn, self.sample_mixture, self.rnn_step = rnn, sample_mixture, step_function(rnn)
+        self.dropout = config.dream_dropout
+        self.rnn, self.sample_mixture, self.dropout_masks = rnn, sample_mixture, dropout_masks
+        self.rnn_step = step_function(rnn, masked=self.dropout > 0.0)
         self.initial_mu = np.asarray(initial_z["mu"], np.float32)
         self.initial_logvar = np.asarray(initial_z["logvar"], np.float32)
         self.temperature, self.max_frames = config.rnn_temperature, config.max_frames
@@ -198,11 +207,16 @@ class DreamBatch:
         self.z = (self.initial_mu[picks] + np.exp(0.5 * self.initial_logvar[picks]) * noise).astype(np.float32)
         self.h = np.zeros((count, self.rnn.rnn_size), np.float32)
         self.c = np.zeros_like(self.h)
+        self.masks = None
+        if self.dropout > 0.0:  # drawn after the start, so dream_dropout=0 keeps the dreams it had before
+            self.masks = self.dropout_masks(self.draws.uniform((count, self.z.shape[1])),
+                                            self.draws.uniform((count, self.h.shape[1])), self.dropout)
         self.steps = 0
         return self.z
 
     def step(self, actions):
-        outputs = self.rnn_step(self.z, np.asarray(actions, np.float32), self.h, self.c)
+        masks = () if self.masks is None else self.masks
+        outputs = self.rnn_step(self.z, np.asarray(actions, np.float32), self.h, self.c, *masks)
         self.z = self.sample_mixture(outputs["log_weights"].numpy(), outputs["means"].numpy(),
                                      outputs["log_sigmas"].numpy(), self.temperature, self.draws).astype(np.float32)
         self.h, self.c = outputs["h"].numpy(), outputs["c"].numpy()

@@ -209,6 +209,32 @@ def test_dreams_repeat_across_candidates_and_zero_temperature_follows_the_likeli
     np.testing.assert_allclose(cold.z, np.take_along_axis(outputs["means"].numpy(), likeliest, -1)[..., 0], rtol=1e-5)
 
 
+def test_dream_dropout_draws_a_mask_per_dream_episode_fixed_within_it(world, make_config):
+    """dream_dropout: every dream episode has its own masks, kept for all its steps and redrawn at the next
+    reset; copies of a dream (one per candidate) share theirs; without it the dreams are the ones they were."""
+    config, _, rnn, initial_z = world
+    settings = ("--z_size", 4, "--rnn_size", 8)
+    plain = DreamBatch(rnn, initial_z, make_config(*settings))
+    dream = DreamBatch(rnn, initial_z, make_config(*settings, "--dream_dropout", 0.5))
+    for batch in (plain, dream):
+        batch.reset(6, seed=3, copies=2)
+    np.testing.assert_array_equal(dream.z, plain.z)  # the same starts: masks are drawn after them
+    assert plain.masks is None and dream.masks[0].shape == (6, 4) and dream.masks[1].shape == (6, 8)
+    z_mask, h_mask = (mask.copy() for mask in dream.masks)
+    np.testing.assert_array_equal(z_mask[:3], z_mask[3:])  # shared by the copies
+    assert len({row.tobytes() for row in h_mask[:3]}) == 3  # one per dream episode
+    h, c, z = dream.h.copy(), dream.c.copy(), dream.z.copy()
+    for _ in range(4):
+        dream.step(np.zeros((6, 3), np.float32))
+        np.testing.assert_array_equal(dream.masks[0], z_mask)  # fixed within the episode
+    expected = rnn.step(z * z_mask, np.zeros((6, 3), np.float32), [h * h_mask, c])  # the first step used them
+    dream.reset(6, seed=3, copies=2)
+    dream.step(np.zeros((6, 3), np.float32))
+    np.testing.assert_allclose(dream.h, expected["state"][0], rtol=1e-5, atol=1e-6)
+    dream.reset(6, seed=4, copies=2)
+    assert not np.array_equal(dream.masks[1], h_mask)  # redrawn for the next dreams
+
+
 def test_score_statistics_match_their_closed_forms():
     rng = np.random.default_rng(0)
     scores = rng.normal(500.0, 100.0, 10)

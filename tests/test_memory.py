@@ -16,11 +16,13 @@ from common.errors import UserFacingError
 from common.layout import model_path, record_dir, rnn_path, series_path, vision_dir
 from conftest import SMOKE_CONFIG, copied_results, corrupt_frames, kill_after_epoch
 from stages import memory
+from stages.action_usage import PREFIX_STEPS, PROBE_ACTIONS, dream_probes, play_probes
 from stages.agent import load_agent, load_dream
 from stages.evolution import world_fingerprint
 from stages.memory import encode_series, load_rnn, load_series, train_memory
 from stages.rollouts import extract
 from stages.vision import load_vision_model, train_vision
+from test_rnn import with_action_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--num_episodes", "5", "--max_frames", "30", "--min_frames", "5", "--num_workers", "2",
@@ -132,6 +134,30 @@ def test_rnn_training_writes_model_log_initial_z_figures_and_metrics(tiny):
     assert (folder / "figures" / "rnn_predictions_epoch_002.png").exists()
     assert json.loads((folder / "memory_metrics.json").read_text()) == metrics
     assert np.isfinite(metrics["val_z_nll"]) and np.isfinite(metrics["val_baseline_nll"])
+    usage = metrics["action_usage"]  # how much M uses the actions: shuffled-action losses, held-action probes
+    assert usage["losses"]["real"]["z_nll"] == pytest.approx(metrics["val_z_nll"], rel=1e-5)
+    assert usage["z_nll_gain"] == pytest.approx(usage["losses"]["shuffled"]["z_nll"] - metrics["val_z_nll"])
+    responses = usage["responses"]
+    assert responses["starts"] == 2 and set(responses["actions"]) == set(PROBE_ACTIONS)
+    assert all(responses["actions"]["coast"][kind] == 0.0 for kind in ("real", "real_reconstructed", "dream"))
+    assert responses["actions"]["steer_left"]["real"] > 1e-3  # 20 steps of full lock turn the view
+    del metrics["action_usage"]  # an M measured before action_usage existed gets it on the next run
+    (folder / "memory_metrics.json").write_text(json.dumps(metrics))
+    assert train_memory(config)["action_usage"]["responses"] == responses  # the probes replay exactly
+
+
+def test_the_held_action_probe_sees_no_response_from_an_m_that_ignores_actions(tiny):
+    config = tiny()
+    vision = load_vision_model(model_path(config, "vae"), config.z_size)
+    rnn = with_action_weights(memory.build_rnn(config), 0.0)
+    prefixes, finals, rewards = play_probes(config, [7])
+    assert prefixes.shape == (1, PREFIX_STEPS + 1, 64, 64, 3) and finals.shape == (1, len(PROBE_ACTIONS), 64, 64, 3)
+    again = play_probes(config, [7])
+    np.testing.assert_array_equal(again[1], finals)  # each branch replays the same start
+    z, dream_rewards = dream_probes(vision, rnn, prefixes)
+    assert z.shape == (1, len(PROBE_ACTIONS), 32)
+    np.testing.assert_allclose(z, np.repeat(z[:, :1], len(PROBE_ACTIONS), axis=1), atol=1e-6)  # no response
+    assert not np.allclose(dream_probes(vision, with_action_weights(rnn, 1.0), prefixes)[0][0, 0], z[0, 0])
 
 
 def test_more_steps_train_on_and_changed_settings_are_refused(tiny):

@@ -69,13 +69,15 @@ def test_the_pipeline_builds_both_world_models_and_the_report_then_skips_what_is
         assert set(json.loads((folder / "stage_times.json").read_text())) == {"controller", "evaluation"}
     report = experiment_dir(config) / "report.md"
     rows = table_rows(report.read_text())
-    assert len(rows) == 26 and not any(f"| {MISSING} |" in row or row.endswith(f"{MISSING} |") for row in rows)
+    assert len(rows) == 28 and not any(f"| {MISSING} |" in row or row.endswith(f"{MISSING} |") for row in rows)
     cells = {row.split(" | ")[0][2:]: row.split(" | ")[1:] for row in rows}
     for column, vision in enumerate(("vae", "vaegan")):  # each column holds its own model's numbers
         folder = controller_dir(for_vision(config, vision))
         memory = json.loads((folder.parent / "memory_metrics.json").read_text())
         summary = json.loads((folder / "best_evaluation.json").read_text())
         assert cells["MDN-RNN held-out NLL per latent dimension"][column].strip(" |") == f"{memory['val_z_nll']:.4f}"
+        gain = cells["M's use of the actions: held-out NLL with the real actions / shuffled in time (gain)"][column]
+        assert f"({memory['action_usage']['z_nll_gain']:+.4f})" in gain
         usage = json.loads((folder.parent / "vision_metrics.json").read_text())  # the same held-out frames
         assert cells["KL per frame (nats)"][column].strip(" |") == f"{usage['kl_nats']:.1f}"
         score_cell = cells["controller score over real episodes (fixed seeds): mean ± std (95% CI)"][column]

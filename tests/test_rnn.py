@@ -9,13 +9,16 @@ from common.data import sequence_dataset, validation_windows
 from rnn.rnn import (
     MDNRNN,
     DecayedLearningRate,
+    dropout_masks,
     masked_mean,
     mixture_mean,
     mixture_nll,
     sample_mixture,
     split_mixture,
+    step_function,
     weighted_done_loss,
 )
+from stages.action_usage import shuffled_actions_losses, shuffled_in_time
 from stages.memory import baseline_nll, baseline_variance
 
 rng = np.random.default_rng(0)
@@ -100,6 +103,89 @@ def test_stepping_one_step_at_a_time_equals_the_whole_sequence():
         state = outputs["state"]
     for mine, theirs in zip(state, whole["state"], strict=True):
         np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_dropout_masks_zero_a_share_and_keep_the_expected_value():
+    uniform_z, uniform_h = rng.uniform(size=(400, 32)), rng.uniform(size=(400, 256))
+    z_mask, h_mask = dropout_masks(uniform_z, uniform_h, 0.1)
+    assert z_mask.shape == (400, 32) and h_mask.shape == (400, 256) and z_mask.dtype == np.float32
+    np.testing.assert_array_equal(z_mask, np.where(uniform_z < 0.1, 0.0, 1 / 0.9).astype(np.float32))
+    assert set(np.unique(h_mask)) == {np.float32(0.0), np.float32(1 / 0.9)}
+    assert np.mean(h_mask == 0) == pytest.approx(0.1, abs=0.01) and np.mean(h_mask) == pytest.approx(1.0, abs=0.02)
+    assert (dropout_masks(uniform_z, uniform_h, 0.0)[1] == 1.0).all()
+
+
+def test_dropout_masks_the_latents_and_h_never_the_actions_with_one_mask_a_sequence():
+    """A masked sequence equals stepping with z * z_mask and h * h_mask before every recurrent product,
+    the same masks at every step; the compiled dream step does the same; without masks nothing changes."""
+    model = small_rnn(predict_reward=True)
+    z, action = rng.normal(size=(2, 6, 4)).astype(np.float32), rng.normal(size=(2, 6, 3)).astype(np.float32)
+    masks = dropout_masks(rng.uniform(size=(2, 4)), rng.uniform(size=(2, 8)), 0.5)
+    whole = model([z, action], masks=masks)
+    state, compiled = model.initial_state(2), step_function(model, masked=True)
+    h, c = (np.zeros((2, 8), np.float32) for _ in range(2))
+    for t in range(6):
+        x = np.concatenate([z[:, t] * masks[0], action[:, t]], axis=-1)  # the actions are never masked
+        hidden, state = model.lstm.cell(x, [state[0] * masks[1], state[1]])
+        np.testing.assert_allclose(whole["means"][:, t], model._heads(hidden)["means"], rtol=1e-5, atol=1e-6)
+        stepped = compiled(z[:, t], action[:, t], h, c, *masks)
+        np.testing.assert_allclose(stepped["h"], state[0], rtol=1e-5, atol=1e-6)
+        h, c = stepped["h"].numpy(), stepped["c"].numpy()
+    assert not np.allclose(whole["means"], model([z, action])["means"])  # the masks matter ...
+    ones = (np.ones((2, 4), np.float32), np.ones((2, 8), np.float32))
+    np.testing.assert_allclose(model([z, action], masks=ones)["means"], model([z, action])["means"], rtol=1e-5,
+                               atol=1e-6)  # ... and masks of ones are the plain LSTM
+
+
+def test_training_dropout_draws_masks_only_in_training_and_still_learns():
+    model = small_rnn(dropout=0.3)
+    z, action = rng.normal(size=(2, 6, 4)).astype(np.float32), rng.normal(size=(2, 6, 3)).astype(np.float32)
+    np.testing.assert_array_equal(model([z, action])["means"], model([z, action])["means"])  # inference: none
+    assert not np.allclose(model([z, action], training=True)["means"], model([z, action], training=True)["means"])
+    assert MDNRNN.from_config(model.get_config()).dropout == 0.3
+    model.compile(optimizer=keras.optimizers.Adam(0.01))
+    steps = 7
+    batch = {"mu": np.tile(np.linspace(-1, 1, steps, dtype=np.float32)[None, :, None], (8, 1, 4)),
+             "logvar": np.full((8, steps, 4), -8.0, np.float32), "action": np.zeros((8, steps, 3), np.float32),
+             "reward": np.zeros((8, steps), np.float32), "done": np.zeros((8, steps), bool),
+             "mask": np.ones((8, steps), bool)}
+    history = model.fit(tf.data.Dataset.from_tensors(batch).repeat(), epochs=15, steps_per_epoch=10, verbose=0)
+    losses = history.history["z_nll"]
+    assert losses[-1] < losses[0] - 1.0, losses
+
+
+def test_shuffling_in_time_keeps_each_windows_actions_and_leaves_the_padding():
+    action = rng.normal(size=(3, 8, 3))
+    mask = np.arange(8)[None, :] < np.array([8, 5, 1])[:, None]
+    shuffled = shuffled_in_time(action, mask, seed=0)
+    for window in range(3):
+        valid = mask[window]
+        np.testing.assert_array_equal(np.sort(shuffled[window, valid], axis=0), np.sort(action[window, valid], axis=0))
+        np.testing.assert_array_equal(shuffled[window, ~valid], action[window, ~valid])
+    assert not np.array_equal(shuffled[0], action[0]) and not np.array_equal(shuffled[1], action[1])
+    np.testing.assert_array_equal(shuffled, shuffled_in_time(action, mask, seed=0))  # repeatable
+
+
+def with_action_weights(model, scale):
+    """The model with the LSTM kernel's rows that read the actions (the last 3 inputs) set to `scale`."""
+    kernel = model.lstm.cell.kernel.numpy()
+    kernel[-3:] = scale
+    model.lstm.cell.kernel.assign(kernel)
+    return model
+
+
+def test_actions_an_m_ignores_are_worth_nothing_and_used_ones_change_its_losses():
+    windows = {"z": rng.normal(size=(4, 9, 4)).astype(np.float32),
+               "action": rng.normal(size=(4, 9, 3)).astype(np.float32),
+               "reward": rng.normal(size=(4, 9)).astype(np.float32), "done": np.zeros((4, 9), bool),
+               "mask": np.ones((4, 9), bool)}
+    model = small_rnn(predict_reward=True)
+    model.compile()
+    blind = shuffled_actions_losses(with_action_weights(model, 0.0), windows, batch_size=2, seed=0)
+    for key in ("z_nll", "reward_loss"):
+        assert blind["real"][key] == pytest.approx(blind["shuffled"][key], rel=1e-6), key
+    used = shuffled_actions_losses(with_action_weights(model, 2.0), windows, batch_size=2, seed=0)
+    assert abs(used["real"]["z_nll"] - used["shuffled"]["z_nll"]) > 1e-3
 
 
 def test_padded_steps_do_not_count():

@@ -250,8 +250,17 @@ KEYS = _declare({
     "rnn_r_pred": (boolean, False, "also predict the reward", "rnn"),
     "rnn_d_pred": (boolean, False, "also predict done", "rnn"),
     "rnn_d_true_weight": (positive_float, 1.0, "loss weight of the rare done=True steps", "rnn"),
+    "rnn_dropout": (_number(0.0, 0.9), 0.0, "variational dropout while M trains (Dropout's Dream Land: 0.05): one "
+                    "mask per training sequence on the latent inputs and on the hidden state, never on the actions "
+                    "(0: none, the original)", "rnn"),
     "rnn_temperature": (positive_float, 1.0, "sampling temperature tau of the MDN", "controller"),
+    "dream_dropout": (_number(0.0, 0.9), 0.0, "dropout in the dream (Dropout's Dream Land: 0.1): a fresh mask on M's "
+                      "latent input and hidden state for every dream episode, fixed within it; the real agent never "
+                      "drops (0: none, the original)", "controller"),
     "rnn_validation_every": (positive_int, 200, "training steps between validations, checkpoints and figures", "rnn"),
+    "action_probe_starts": (non_negative_int, 8, "start states of the held-action probe of M in memory_metrics.json "
+                            "(each probe action held 20 steps in the real env and in the dream, from the same "
+                            "state); 0: only the held-out NLL with time-shuffled actions", ""),
     # controller (C)
     "dream_env": (boolean, False, "train the controller in the MDN-RNN's dream instead of the real env", "controller"),
     "exp_mode": (_choice("z", "zh"), "zh", "controller input: z only, or z and the RNN hidden state h",
@@ -316,7 +325,8 @@ LEGACY_VALUES = {"env_backend": "gymnasium", "controller_stall_steps": 0, "contr
                  "vaegan_discriminator": "strided", "vaegan_discriminator_width": 1.0,
                  "vaegan_generator_loss": "minimax", "vaegan_real_label": 1.0, "vaegan_decoder": "world_models",
                  "vaegan_decoder_width": 1.0, "vaegan_passes": "one", "vaegan_discriminator_learning_rate": 0.0,
-                 "vaegan_r1_weight": 0.0, "vaegan_decoder_normalisation": "batch"}
+                 "vaegan_r1_weight": 0.0, "vaegan_decoder_normalisation": "batch", "rnn_dropout": 0.0,
+                 "dream_dropout": 0.0}
 # A saved config without the key holds the value of the key it was split from.
 LEGACY_SOURCES = {"vaegan_kl_tolerance": "vae_kl_tolerance"}
 

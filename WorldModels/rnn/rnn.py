@@ -7,6 +7,11 @@ whether the episode ends (done_t, a logit), which the dream environment needs. P
 (after an episode's end) are masked out of every loss; z is sampled from N(mu, exp(logvar))
 afresh for every training batch.
 
+Dropout as Dropout's Dream Land (Wellmer & Kwok) uses it: variational dropout on the latent inputs
+and on the hidden state h that enters the LSTM's recurrent product, never on the actions, with one
+mask per sequence (fixed over its steps). `dropout` applies it while M trains; the dream passes its
+own masks to `step`, a fresh pair for every dream episode (env.DreamBatch, dream_dropout).
+
 Sequence layout (series.npz): at step t the frame gives (mu_t, logvar_t), the agent takes a_t and
 receives r_t, and done_t marks the episode's last step. From [z_t, a_t] the model predicts z_{t+1}
 (for t + 1 < length), r_t and done_t (for t < length).
@@ -68,6 +73,26 @@ def mixture_mean(log_weights, means):
     return tf.reduce_sum(tf.exp(log_weights) * means, axis=-1)
 
 
+def dropout_masks(uniform_z, uniform_h, rate):
+    """Inverted-dropout masks from uniform draws in [0, 1): (z_mask, h_mask), each 0 where the draw is
+    below `rate` and 1 / (1 - rate) elsewhere, so a masked input keeps its expected value. numpy."""
+    keep = 1.0 / (1.0 - rate)
+    return tuple(np.where(np.asarray(draws) < rate, 0.0, keep).astype(np.float32) for draws in (uniform_z, uniform_h))
+
+
+def masked_lstm(cell, x, state, h_mask):
+    """Run an LSTM cell over x (batch, time, features) from state [h, c], with h multiplied by h_mask
+    (batch, units) before every recurrent product (the same mask at every step: variational recurrent
+    dropout). Returns (hidden (batch, time, units), h, c); the hidden outputs are unmasked."""
+    def advance(carry, x_t):
+        h, c = carry
+        _, (h, c) = cell(x_t, [h * h_mask, c])
+        return h, c
+
+    hidden, cells = tf.scan(advance, tf.transpose(x, [1, 0, 2]), initializer=(state[0], state[1]))
+    return tf.transpose(hidden, [1, 0, 2]), hidden[-1], cells[-1]
+
+
 def masked_mean(values, mask):
     """Mean of `values` over the steps where mask is 1 (values (batch, time[, z]), mask (batch, time))."""
     mask = tf.cast(mask, values.dtype)
@@ -106,16 +131,18 @@ class MDNRNN(keras.Model):
     Both return a dict: log_weights, means, log_sigmas (batch[, time], z, K), reward and
     done_logit (batch[, time]) when their heads exist, and state = [h, c].
     Training batches are dicts of series arrays (see series.py and data.sequence_dataset).
+    masks = (z_mask (batch, z_size), h_mask (batch, rnn_size)) applies dropout masks (dropout_masks);
+    in training with dropout > 0, call draws a pair per sequence itself.
     """
 
     TRACKED = ("loss", "z_nll", "reward_loss", "done_loss")
 
     def __init__(self, z_size=32, rnn_size=256, num_mixture=5, predict_reward=False, predict_done=False,
-                 done_true_weight=1.0, seed=None, **kwargs):
+                 done_true_weight=1.0, seed=None, dropout=0.0, **kwargs):
         super().__init__(**kwargs)
         self.z_size, self.rnn_size, self.num_mixture = z_size, rnn_size, num_mixture
         self.predict_reward, self.predict_done = predict_reward, predict_done
-        self.done_true_weight, self.seed = done_true_weight, seed
+        self.done_true_weight, self.seed, self.dropout = done_true_weight, seed, dropout
         self.lstm = layers.LSTM(rnn_size, return_sequences=True, return_state=True, name="lstm")
         self.mixture_head = layers.Dense(z_size * num_mixture * 3, name="mixture")
         self.reward_head = layers.Dense(1, name="reward") if predict_reward else None
@@ -142,16 +169,32 @@ class MDNRNN(keras.Model):
             outputs["done_logit"] = self.done_head(hidden)[..., 0]
         return outputs
 
-    def call(self, inputs, state=None, training=False):
+    def training_masks(self, batch_size):
+        """A fresh (z_mask, h_mask) per sequence of a training batch, at the model's dropout rate."""
+        ones = [tf.ones((batch_size, size)) for size in (self.z_size, self.rnn_size)]
+        return tuple(keras.random.dropout(mask, self.dropout, seed=self.seed_generator) for mask in ones)
+
+    def call(self, inputs, state=None, training=False, masks=None):
         z, action = inputs
-        x = tf.concat([tf.cast(z, tf.float32), tf.cast(action, tf.float32)], axis=-1)
-        hidden, h, c = self.lstm(x, initial_state=state, training=training)
+        z, action = tf.cast(z, tf.float32), tf.cast(action, tf.float32)
+        if masks is None and training and self.dropout > 0.0:
+            masks = self.training_masks(tf.shape(z)[0])
+        if masks is None:
+            hidden, h, c = self.lstm(tf.concat([z, action], axis=-1), initial_state=state, training=training)
+        else:
+            z_mask, h_mask = masks
+            state = state if state is not None else self.initial_state(tf.shape(z)[0])
+            hidden, h, c = masked_lstm(self.lstm.cell, tf.concat([z * z_mask[:, None], action], axis=-1), state,
+                                       h_mask)
         return {**self._heads(hidden), "state": [h, c]}
 
-    def step(self, z, action, state):
-        """One step for a batch: z (batch, z_size), action (batch, 3), state [h, c] -> outputs dict."""
-        x = tf.concat([tf.cast(z, tf.float32), tf.cast(action, tf.float32)], axis=-1)
-        hidden, (h, c) = self.lstm.cell(x, state)
+    def step(self, z, action, state, masks=None):
+        """One step for a batch: z (batch, z_size), action (batch, 3), state [h, c] -> outputs dict;
+        masks (z_mask, h_mask) as in call (the dream's dropout)."""
+        z, (h, c) = tf.cast(z, tf.float32), state
+        if masks is not None:
+            z, h = z * masks[0], h * masks[1]
+        hidden, (h, c) = self.lstm.cell(tf.concat([z, tf.cast(action, tf.float32)], axis=-1), [h, c])
         return {**self._heads(hidden), "state": [h, c]}
 
     @property
@@ -199,20 +242,26 @@ class MDNRNN(keras.Model):
     def get_config(self):
         return {**super().get_config(), "z_size": self.z_size, "rnn_size": self.rnn_size,
                 "num_mixture": self.num_mixture, "predict_reward": self.predict_reward,
-                "predict_done": self.predict_done, "done_true_weight": self.done_true_weight, "seed": self.seed}
+                "predict_done": self.predict_done, "done_true_weight": self.done_true_weight, "seed": self.seed,
+                "dropout": self.dropout}
 
 
-def step_function(model):
+def step_function(model, masked=False):
     """model.step compiled once for any batch size, for the agent and the dream:
     (z (n, z_size), action (n, 3), h, c (n, rnn_size)) -> the step's outputs with h and c in place of
-    state, plus "mean", the mixture's expected next latent (n, z_size)."""
+    state, plus "mean", the mixture's expected next latent (n, z_size). masked: the function takes
+    two more arguments, z_mask (n, z_size) and h_mask (n, rnn_size), the dream's dropout masks."""
     size = model.rnn_size
+    signature = [tf.TensorSpec([None, model.z_size]), tf.TensorSpec([None, ACTION_SIZE]),
+                 tf.TensorSpec([None, size]), tf.TensorSpec([None, size])]
 
-    @tf.function(input_signature=[tf.TensorSpec([None, model.z_size]), tf.TensorSpec([None, ACTION_SIZE]),
-                                  tf.TensorSpec([None, size]), tf.TensorSpec([None, size])])
-    def step(z, action, h, c):
-        outputs = model.step(z, action, [h, c])
+    def outputs_of(z, action, h, c, masks):
+        outputs = model.step(z, action, [h, c], masks)
         h, c = outputs.pop("state")
         return {**outputs, "h": h, "c": c, "mean": mixture_mean(outputs["log_weights"], outputs["means"])}
 
-    return step
+    if masked:
+        masks = [tf.TensorSpec([None, model.z_size]), tf.TensorSpec([None, size])]
+        return tf.function(lambda z, action, h, c, z_mask, h_mask: outputs_of(z, action, h, c, (z_mask, h_mask)),
+                           input_signature=[*signature, *masks])
+    return tf.function(lambda z, action, h, c: outputs_of(z, action, h, c, None), input_signature=signature)

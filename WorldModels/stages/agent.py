@@ -25,14 +25,15 @@ from env import STEP_REWARD, driving_state, make_env, tiles_visited, track_tiles
 NOISE_STREAM = 1  # the agent's z samples draw from their own stream of an episode's seed
 EXPLORATION_STREAM = 2  # and so does the exploration noise on its actions
 RECORDED = ("frames", "action", "reward", "done", "speed", "on_road")  # play_episodes(record=True), per step
-PURPOSES = {"train": 0, "test": 1, "evaluate": 2, "validate": 4}  # 3 is CMA_STREAM
+PURPOSES = {"train": 0, "test": 1, "evaluate": 2, "validate": 4, "probe": 5}  # 3 is CMA_STREAM
 CMA_STREAM = 3  # CMA-ES's own seed (evolution.cma_seed) draws from a stream no episode seed comes from
 
 
 def episode_seeds(base_seed, purpose, generation, count, controller_seed=0):
     """`count` episode seeds for a purpose: "train" (generation g's episodes), "test" (held-out
-    evaluations of the mean), "evaluate" (evaluate.py's test episodes) or "validate" (its validation
-    episodes, for choosing between settings): independent streams, so they never meet.
+    evaluations of the mean), "evaluate" (evaluate.py's test episodes), "validate" (its validation
+    episodes, for choosing between settings) or "probe" (the start states of M's held-action probe):
+    independent streams, so they never meet.
     controller_seed k > 0 gives another CMA-ES run's training episodes their own stream."""
     extra = [controller_seed] if controller_seed else []  # run 0 keeps the streams it had before the key
     sequence = np.random.SeedSequence([base_seed, PURPOSES[purpose], generation, *extra])

@@ -5,7 +5,8 @@ Outputs, under <results_dir>/<exp_name>/<env_name>/<vision>/ (one set per vision
     rnn.keras               the trained MDN-RNN
     rnn_training_log.csv    losses per epoch, with val_z_nll beside val_baseline_nll (and tensorboard/rnn)
     initial_z.json          {"mu": [...], "logvar": [...]}: first frames of the training episodes (the dream)
-    memory_metrics.json     held-out NLL of the RNN and of the baseline z_{t+1} = mu_t
+    memory_metrics.json     held-out NLL of the RNN and of the baseline z_{t+1} = mu_t, and how much
+                            M uses the actions (action_usage: stages/action_usage.py)
     figures/rnn_predictions_epoch_NNN.png   a held-out episode: frames, the vision model's
                             reconstructions, and frames decoded from the RNN's one-step predictions
     series.config, rnn_train.config, rnn_checkpoint/    resolved configs, the state a killed run resumes from
@@ -46,6 +47,7 @@ from common.layout import initial_z_path, memory_metrics_path, model_path, recor
 from common.plots import image_rows, save_figure
 from common.progress import keras_verbosity, progress_bar
 from rnn.rnn import MDNRNN, DecayedLearningRate, mixture_mean
+from stages.action_usage import action_usage
 from stages.vision import load_vision_model
 from stages.vision_metrics import as_uint8, latent_means
 
@@ -211,7 +213,7 @@ def load_series(config):
 def build_rnn(config):
     """A built and compiled MDN-RNN with the config's settings (Adam, clipped gradients, decay)."""
     model = MDNRNN(config.z_size, config.rnn_size, config.rnn_num_mixture, config.rnn_r_pred, config.rnn_d_pred,
-                   config.rnn_d_true_weight, seed=config.seed)
+                   config.rnn_d_true_weight, seed=config.seed, dropout=config.rnn_dropout)
     model.build()
     schedule = DecayedLearningRate(config.rnn_learning_rate, config.rnn_decay_rate, config.rnn_min_learning_rate)
     model.compile(optimizer=keras.optimizers.Adam(schedule, clipvalue=config.rnn_grad_clip))
@@ -424,21 +426,47 @@ def memory_trained(config):
     return rnn_checkpoint(config).epochs_done() >= rnn_epochs(config)
 
 
+def _validation(config, series):
+    """The held-out episodes' validation windows (data.validation_windows), as M is validated on."""
+    return validation_windows(series, np.flatnonzero(series["held_out"]), config.rnn_max_seq_len + 1, seed=config.seed)
+
+
+def _with_action_usage(config, metrics, rnn, validation):
+    """metrics with action_usage (stages/action_usage.py) added, written to memory_metrics.json."""
+    vision_model = load_vision_model(model_path(config, config.vision), config.z_size)
+    usage = action_usage(config, vision_model, rnn, validation)
+    metrics = {**metrics, "action_usage": usage}
+    write_json_atomic(memory_metrics_path(config), metrics)
+    print(f"M's use of the actions: held-out NLL {usage['losses']['real']['z_nll']:.4f} with the real actions, "
+          f"{usage['losses']['shuffled']['z_nll']:.4f} shuffled in time (gain {usage['z_nll_gain']:.4f})"
+          + ("; frame change from coasting after 20 held steps, dream / real (V's reconstructions): " + ", ".join(
+              f"{name} {value['dream']:.4f} / {value['real_reconstructed']:.4f}"
+              for name, value in usage["responses"]["actions"].items() if name != "coast")
+             if "responses" in usage else ""))
+    return metrics
+
+
 def train_memory(config):
     """Train the MDN-RNN on the config's vision model's series (resuming a killed run); returns its metrics.
     An MDN-RNN already trained on this series is left as it is; one trained on another series is refused."""
     folder = vision_dir(config, config.vision)
     with stage_folder(folder, config, "rnn_train.py", RNN_SETTINGS):
         if memory_trained(config):
-            print(f"MDN-RNN on the {config.vision} series: already trained for {config.rnn_num_steps} steps; nothing "
-                  f"to do (model {rnn_path(config)})")
-            return json.loads(memory_metrics_path(config).read_text())
+            metrics = json.loads(memory_metrics_path(config).read_text())
+            if "action_usage" in metrics or world_model_mismatch(config):
+                print(f"MDN-RNN on the {config.vision} series: already trained for {config.rnn_num_steps} steps; "
+                      f"nothing to do (model {rnn_path(config)})")
+                return metrics
+            print(f"MDN-RNN on the {config.vision} series: already trained; measuring how much it uses the actions "
+                  f"(new in {memory_metrics_path(config).name})")
+            series = load_series(config)
+            return _with_action_usage(config, metrics, load_rnn(rnn_path(config)), _validation(config, series))
         series = load_series(config)
         training, held_out = ~series["held_out"], series["held_out"]
         write_json_atomic(initial_z_path(config), {"mu": series["mu"][training, 0].astype(float).tolist(),
                                                       "logvar": series["logvar"][training, 0].astype(float).tolist()})
         window = config.rnn_max_seq_len + 1
-        validation = validation_windows(series, np.flatnonzero(held_out), window, seed=config.seed)
+        validation = _validation(config, series)
         variance = baseline_variance(series["mu"][training], series["logvar"][training], series["length"][training])
         baseline = baseline_nll(validation["z"], validation["mu"], validation["mask"], variance)
         keras.utils.set_random_seed(config.seed)
@@ -475,7 +503,7 @@ def train_memory(config):
                                     return_dict=True, verbose=0)
         metrics = {"vision": config.vision, "val_z_nll": evaluation["z_nll"], "val_baseline_nll": baseline,
                    **{f"val_{key}": value for key, value in evaluation.items() if key in ("reward_loss", "done_loss")}}
-        write_json_atomic(memory_metrics_path(config), metrics)
+        metrics = _with_action_usage(config, metrics, model, validation)
     print(f"held-out NLL per latent dimension: MDN-RNN {metrics['val_z_nll']:.4f}, baseline z_(t+1) = mu_t "
           f"{baseline:.4f}\nmodel {rnn_path(config)}; log {folder / 'rnn_training_log.csv'}; "
           f"initial z {initial_z_path(config)}; figures {folder / 'figures'}")

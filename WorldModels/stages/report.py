@@ -92,6 +92,20 @@ def write_report(config):
     return path
 
 
+def action_nll_cell(memory):
+    """memory_metrics.json's shuffled-action losses as one cell."""
+    usage = memory["action_usage"]
+    return (f"{usage['losses']['real']['z_nll']:.4f} / {usage['losses']['shuffled']['z_nll']:.4f} "
+            f"({usage['z_nll_gain']:+.4f})")
+
+
+def action_response_cell(memory):
+    """memory_metrics.json's held-action probes as one cell: per action, dream / real change."""
+    actions = memory["action_usage"]["responses"]["actions"]
+    return "; ".join(f"{name.replace('_', ' ')} {value['dream']:.4f} / {value['real_reconstructed']:.4f}"
+                     for name, value in actions.items() if name != "coast")
+
+
 def _column(config, model, frames, probe, reference):
     """One vision's cells {row: text}, its CMA-ES curve (log, (initial score, std)) or None, and its GIFs.
     Only outputs that are complete for the current config fill cells; the others show MISSING."""
@@ -143,6 +157,11 @@ def _column(config, model, frames, probe, reference):
             else "no on_road in the episodes"),
         "MDN-RNN held-out NLL per latent dimension": f"{memory['val_z_nll']:.4f}" if memory else MISSING,
         "baseline z(t+1) = mu(t), same NLL": f"{memory['val_baseline_nll']:.4f}" if memory else MISSING,
+        "M's use of the actions: held-out NLL with the real actions / shuffled in time (gain)": (
+            action_nll_cell(memory) if memory and "action_usage" in memory else MISSING),
+        "M's response to an action held 20 steps: frame change from coasting's, dream / real (V's "
+        "reconstructions of the real frames)": (
+            action_response_cell(memory) if memory and "responses" in memory.get("action_usage", {}) else MISSING),
         "MDN-RNN one-step prediction decoded, pixel MSE on held-out episodes (comparable across visions)": (
             f"{predictions['rnn']:.5f}" if predictions else MISSING),
         "the same, copying the last frame": f"{predictions['copy_last']:.5f}" if predictions else MISSING,

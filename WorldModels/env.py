@@ -21,6 +21,7 @@ ACTION_HIGH = np.array([1.0, 1.0, 1.0], dtype=np.float32)
 STEP_REWARD = -0.1  # CarRacing's reward for a step without a new tile (a new tile adds 1000 / tiles)
 OFF_PLAYFIELD_REWARD = -100.0  # the step that leaves the playfield, which ends the episode
 ENVPOOL_SEEDS = 2**31 - 1  # envpool seeds its generator with a C int
+MAX_TRACK_DRAWS = 2000  # fixed_track_tiles: about 2% of tracks have 289 tiles, 0.1% those at the tails
 
 
 def process_frame(frame):
@@ -36,19 +37,26 @@ class CarRacingFrames(gym.Wrapper):
     max_frames), as the original's data collection did; leaving the playfield still ends it,
     because every later step would repeat the -100 penalty. The first reset without a seed uses
     the seed given here, so a new environment is reproducible without knowing gymnasium's API.
+    With `fixed_track_tiles` N > 0, a reset draws tracks from the seed's stream until one has exactly
+    N tiles (Dropout's Dream Land's CarRacingFixedN: 289), so a tile always pays 1000 / N.
     """
 
-    def __init__(self, env, full_episode=False, seed=None):
+    def __init__(self, env, full_episode=False, seed=None, fixed_track_tiles=0):
         super().__init__(env)
         self.observation_space = gym.spaces.Box(0, 255, (FRAME_SIZE, FRAME_SIZE, 3), np.uint8)
-        self.full_episode = full_episode
+        self.full_episode, self.fixed_track_tiles = full_episode, fixed_track_tiles
         self._first_seed = seed
 
     def reset(self, *, seed=None, options=None):
         if seed is None:
             seed, self._first_seed = self._first_seed, None
         frame, info = self.env.reset(seed=seed, options=options)
-        return process_frame(frame), info
+        for _ in range(MAX_TRACK_DRAWS):
+            if not self.fixed_track_tiles or len(self.env.unwrapped.track) == self.fixed_track_tiles:
+                return process_frame(frame), info
+            frame, info = self.env.reset(options=options)  # the next track of the same stream
+        raise UserFacingError(f"fixed_track_tiles={self.fixed_track_tiles}: no such track in {MAX_TRACK_DRAWS} draws "
+                              "(CarRacing's tracks have about 220 to 370 tiles, most near 290)")
 
     def step(self, action):
         frame, reward, terminated, truncated, info = self.env.step(action)
@@ -122,10 +130,12 @@ def make_env(config, seed=None, full_episode=False):
     without a seed continue the same random stream. Needs no display.
     """
     if config.env_backend == "envpool":
+        if config.fixed_track_tiles:
+            raise UserFacingError("fixed_track_tiles needs env_backend=gymnasium (envpool's track is not readable)")
         env = EnvpoolCarRacing(config.max_frames, seed=seed)
     else:
         env = CarRacingFrames(gym.make(config.env_name, continuous=True, max_episode_steps=config.max_frames),
-                              full_episode=full_episode, seed=seed)
+                              full_episode=full_episode, seed=seed, fixed_track_tiles=config.fixed_track_tiles)
     if seed is not None:
         env.action_space.seed(seed)
     return env

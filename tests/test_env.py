@@ -77,6 +77,29 @@ def test_episodes_end_at_max_frames(backend_config):
     env.close()
 
 
+def test_fixed_track_tiles_draws_tracks_of_that_length_from_the_seed(make_config, monkeypatch):
+    import env as env_module
+
+    plain = make_env(make_config(), seed=5)
+    plain.reset()
+    first = track_tiles(plain)
+    same = make_env(make_config("--fixed_track_tiles", first), seed=5)  # the seed's own track fits: kept
+    np.testing.assert_array_equal(same.reset()[0], make_env(make_config(), seed=5).reset()[0])
+    target = 289 if first != 289 else 290
+    fixed = make_env(make_config("--fixed_track_tiles", target), seed=5)
+    frame = fixed.reset()[0]
+    assert track_tiles(fixed) == target
+    again = make_env(make_config("--fixed_track_tiles", target), seed=5)
+    np.testing.assert_array_equal(again.reset()[0], frame)  # the same seed draws the same fitting track
+    fixed.reset()
+    assert track_tiles(fixed) == target  # and so does every later reset
+    monkeypatch.setattr(env_module, "MAX_TRACK_DRAWS", 3)
+    with pytest.raises(UserFacingError, match="fixed_track_tiles=10: no such track in 3 draws"):
+        make_env(make_config("--fixed_track_tiles", 10), seed=5).reset()
+    with pytest.raises(UserFacingError, match="fixed_track_tiles needs env_backend=gymnasium"):
+        make_env(make_config("--fixed_track_tiles", 289, "--env_backend", "envpool"), seed=5)
+
+
 def test_same_seed_same_track_and_frames(backend_config):
     def first_frames(seed):
         env = make_env(backend_config, seed=seed)

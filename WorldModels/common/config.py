@@ -149,6 +149,10 @@ KEYS = _declare({
                     "port, 5-9x faster a step; its own tracks, a finished lap always ends an episode, and no speed "
                     "or on_road in episode files; docs/results.md says how far the two agree)",
                     "rollouts controller evaluation"),
+    "fixed_track_tiles": (non_negative_int, 0, "real episodes only on tracks of exactly this many tiles, so a "
+                          "tile always pays 1000 / N (Dropout's Dream Land: 289; a reset draws tracks from the "
+                          "episode's seed until one fits; gymnasium only). 0: every track, the published judge's",
+                          "rollouts controller evaluation"),
     "results_dir": (_folder, "results", "root folder of all outputs", ""),
     "seed": (non_negative_int, 0, "base seed: every episode, split and initialisation derives from it",
              "rollouts vae vaegan rnn controller evaluation"),
@@ -326,7 +330,7 @@ LEGACY_VALUES = {"env_backend": "gymnasium", "controller_stall_steps": 0, "contr
                  "vaegan_generator_loss": "minimax", "vaegan_real_label": 1.0, "vaegan_decoder": "world_models",
                  "vaegan_decoder_width": 1.0, "vaegan_passes": "one", "vaegan_discriminator_learning_rate": 0.0,
                  "vaegan_r1_weight": 0.0, "vaegan_decoder_normalisation": "batch", "rnn_dropout": 0.0,
-                 "dream_dropout": 0.0}
+                 "dream_dropout": 0.0, "fixed_track_tiles": 0}
 # A saved config without the key holds the value of the key it was split from.
 LEGACY_SOURCES = {"vaegan_kl_tolerance": "vae_kl_tolerance"}
 

@@ -190,7 +190,7 @@ class DreamBatch:
     the training episodes: {"mu": [...], "logvar": [...]}); step(actions (count, 3)) samples z_{t+1}
     from the mixture at temperature rnn_temperature and returns (reward, terminated, truncated), each
     (count,): the predicted reward (0 without a reward head), done when the done head's probability
-    passes 1/2, truncated after max_frames steps. The state is in .z, .h, .c.
+    passes 1/2, truncated after dream_max_frames steps (0: max_frames). The state is in .z, .h, .c.
     With dream_dropout > 0, every dream episode gets its own dropout masks on M's latent input and
     hidden state (.masks, drawn at reset and fixed until the next): Dropout's Dream Land's way of
     making one world model many, so a controller cannot exploit one model's quirks.
@@ -208,7 +208,7 @@ class DreamBatch:
         self.rnn_step = step_function(rnn, masked=self.dropout > 0.0)
         self.initial_mu = np.asarray(initial_z["mu"], np.float32)
         self.initial_logvar = np.asarray(initial_z["logvar"], np.float32)
-        self.temperature, self.max_frames = config.rnn_temperature, config.max_frames
+        self.temperature, self.max_frames = config.rnn_temperature, config.dream_max_frames or config.max_frames
 
     def reset(self, count, seed, copies=1):
         self.draws = SharedDraws(np.random.default_rng(seed), copies)

@@ -209,6 +209,16 @@ def test_dreams_repeat_across_candidates_and_zero_temperature_follows_the_likeli
     np.testing.assert_allclose(cold.z, np.take_along_axis(outputs["means"].numpy(), likeliest, -1)[..., 0], rtol=1e-5)
 
 
+def test_a_dream_episode_lasts_dream_max_frames_or_else_max_frames(world, make_config):
+    _, _, rnn, initial_z = world
+    for settings, length in (((), 12), (("--dream_max_frames", 5), 5)):
+        config = make_config("--z_size", 4, "--rnn_size", 8, "--max_frames", 12, "--min_frames", 5, *settings)
+        dream = DreamBatch(rnn, initial_z, config)
+        dream.reset(2, seed=0)
+        truncated = [dream.step(np.zeros((2, 3), np.float32))[2][0] for _ in range(length)]
+        assert truncated == [False] * (length - 1) + [True]
+
+
 def test_dream_dropout_draws_a_mask_per_dream_episode_fixed_within_it(world, make_config):
     """dream_dropout: every dream episode has its own masks, kept for all its steps and redrawn at the next
     reset; copies of a dream (one per candidate) share theirs; without it the dreams are the ones they were."""

@@ -258,6 +258,8 @@ KEYS = _declare({
                     "mask per training sequence on the latent inputs and on the hidden state, never on the actions "
                     "(0: none, the original)", "rnn"),
     "rnn_temperature": (positive_float, 1.0, "sampling temperature tau of the MDN", "controller"),
+    "dream_max_frames": (non_negative_int, 0, "length of a dream episode, in steps (0: max_frames, as a real "
+                         "episode)", "controller"),
     "dream_dropout": (_number(0.0, 0.9), 0.0, "dropout in the dream (Dropout's Dream Land: 0.1): a fresh mask on M's "
                       "latent input and hidden state for every dream episode, fixed within it; the real agent never "
                       "drops (0: none, the original)", "controller"),
@@ -330,7 +332,8 @@ LEGACY_VALUES = {"env_backend": "gymnasium", "controller_stall_steps": 0, "contr
                  "vaegan_generator_loss": "minimax", "vaegan_real_label": 1.0, "vaegan_decoder": "world_models",
                  "vaegan_decoder_width": 1.0, "vaegan_passes": "one", "vaegan_discriminator_learning_rate": 0.0,
                  "vaegan_r1_weight": 0.0, "vaegan_decoder_normalisation": "batch", "rnn_dropout": 0.0,
-                 "dream_dropout": 0.0, "fixed_track_tiles": 0}
+                 "dream_dropout": 0.0, "fixed_track_tiles": 0,
+                 "dream_max_frames": 0}
 # A saved config without the key holds the value of the key it was split from.
 LEGACY_SOURCES = {"vaegan_kl_tolerance": "vae_kl_tolerance"}
 

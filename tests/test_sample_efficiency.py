@@ -1,5 +1,6 @@
 """bench/sample_efficiency.py: the real steps a controller run spent, and the steps its world model's rollouts
-took; bench/recipe_runs.py: recipes compared over their independent runs."""
+took; bench/recipe_runs.py: recipes compared over their independent runs; bench/dream_runs.py: dream runs'
+settings beside their dream and real scores."""
 
 import json
 import sys
@@ -11,10 +12,11 @@ from scipy import stats
 
 from common.episodes import save_episode
 from common.layout import evaluation_file
-from common.statistics import runs_summary
+from common.statistics import mean_interval, runs_summary
 from stages.evaluation import evaluation_scores
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import dream_runs  # noqa: E402
 import recipe_runs  # noqa: E402
 import sample_efficiency  # noqa: E402
 
@@ -85,3 +87,23 @@ def test_the_published_recipe_search_is_regenerated_from_its_records():
     assert len(recipes[1][1]) >= 2
     published = (runs.parents[1] / "results.md").read_text()
     assert recipe_runs.table(recipes) in published
+
+
+def test_dream_runs_are_tabled_with_their_settings_and_real_scores(tmp_path):
+    rng, seeds = np.random.default_rng(1), np.arange(6) + 100
+    scores = rng.normal(-80.0, 5.0, 6)
+    folder = write_validation(tmp_path / "wm" / "controller_dream" / "best.json", seeds, scores).parent
+    (folder / "best.json").write_text(json.dumps({"dream": True, "score": 612.3, "generation": 40,
+                                                 "real_score": -85.4, "real_score_std": 2.5}))
+    (folder / "train.config").write_text("max_frames=1000\nrnn_temperature=1.15\ncontroller_num_worker=64\n"
+                                         "controller_num_episode=4\ncontroller_max_generations=80\n")
+    low, high = mean_interval(scores)
+    row = (f"| wm/controller_dream | 1.15 | 0.0 | 1000 | 64 x 4 | 80 | 612.3 (generation 40) | -85.4 ± 2.5 | "
+           f"{scores.mean():.1f} ± {scores.std(ddof=1):.1f} ({low:.1f} to {high:.1f}; 6) |")
+    assert row in dream_runs.table([folder])  # a run made before dream_dropout and dream_max_frames existed
+    (folder / "train.config").write_text((folder / "train.config").read_text() + "dream_dropout=0.1\n"
+                                         "dream_max_frames=300\n")
+    assert "| wm/controller_dream | 1.15 | 0.1 | 300 | 64 x 4 |" in dream_runs.table([folder])
+    (folder / "best.json").write_text(json.dumps({"score": 700.0, "generation": 3}))
+    with pytest.raises(SystemExit, match="not a dream-trained controller"):
+        dream_runs.table([folder])

@@ -16,6 +16,7 @@ from common.statistics import mean_interval, runs_summary
 from stages.evaluation import evaluation_scores
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import action_usage  # noqa: E402
 import dream_runs  # noqa: E402
 import recipe_runs  # noqa: E402
 import sample_efficiency  # noqa: E402
@@ -107,3 +108,23 @@ def test_dream_runs_are_tabled_with_their_settings_and_real_scores(tmp_path):
     (folder / "best.json").write_text(json.dumps({"score": 700.0, "generation": 3}))
     with pytest.raises(SystemExit, match="not a dream-trained controller"):
         dream_runs.table([folder])
+
+
+def test_action_usage_is_tabled_as_dream_over_real_change(tmp_path):
+    actions = {name: {"real": 0.03, "real_reconstructed": 0.02, "dream": 0.005, "real_reward": 8.0,
+                      "dream_reward": 11.0} for name in ("steer_left", "steer_right", "gas", "brake", "coast")}
+    actions["gas"]["dream"] = 0.03
+    usage = {"losses": {"real": {"z_nll": -1.0}, "shuffled": {"z_nll": -0.99}}, "z_nll_gain": 0.01,
+             "responses": {"starts": 8, "actions": actions}}
+    (tmp_path / "memory_metrics.json").write_text(json.dumps({"action_usage": usage}))
+    assert "| -1.0000 / -0.9900 (+0.0100) | 0.25 | 0.25 | 1.50 | 0.25 | 8.0 / 8.0; 11.0 / 11.0 | 8 |" in (
+        action_usage.table([tmp_path]))
+    (tmp_path / "memory_metrics.json").write_text(json.dumps({"val_z_nll": -1.0}))
+    with pytest.raises(SystemExit, match="no action_usage"):
+        action_usage.table([tmp_path])
+
+
+def test_the_published_action_usage_table_is_regenerated_from_its_records():
+    runs = Path(__file__).resolve().parents[1] / "docs" / "runs"
+    published = (runs.parent / "results.md").read_text()
+    assert action_usage.table([runs / "laptop_vae_kl4"]) in published

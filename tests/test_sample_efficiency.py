@@ -105,6 +105,12 @@ def test_dream_runs_are_tabled_with_their_settings_and_real_scores(tmp_path):
     (folder / "train.config").write_text((folder / "train.config").read_text() + "dream_dropout=0.1\n"
                                          "dream_max_frames=300\n")
     assert "| wm/controller_dream | 1.15 | 0.1 | 300 | 64 x 4 |" in dream_runs.table([folder])
+    (folder / "behaviour.json").write_text(json.dumps([{"seed": 7, "score": 104.2, "tiles": "59/289", "steer": -0.04,
+                                                        "abs_steer": 0.73, "gas": 0.01, "brake": 0.0, "speed": 9.9,
+                                                        "on_road": 1.0}]))
+    assert dream_runs.table([folder]).endswith(
+        "- wm/controller_dream, validation episode 7: 104.2, tiles 59/289; steering -0.04 (|steering| 0.73), gas "
+        "0.01, brake 0.00; speed 9.9, on the road 100% of the steps")
     (folder / "best.json").write_text(json.dumps({"score": 700.0, "generation": 3}))
     with pytest.raises(SystemExit, match="not a dream-trained controller"):
         dream_runs.table([folder])

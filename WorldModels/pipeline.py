@@ -56,7 +56,7 @@ def plan(config, visions):
     # here, not at the top: pipeline.py refuses a bad config before TensorFlow starts
     from stages.evaluation import best_evaluated, evaluate_best
     from stages.evolution import controller_trained, dream_config
-    from stages.memory import encode_series, memory_trained, series_up_to_date
+    from stages.memory import encode_series, memory_measured, series_up_to_date
     from stages.rollouts import extract, extracted
     from stages.vision import train_vision, vision_trained
 
@@ -71,7 +71,7 @@ def plan(config, visions):
         stages += [
             Stage(f"{s.vision} series", vision_dir(s), "series", lambda s=s: series_up_to_date(s),
                   lambda s=s: encode_series(s), series_path(s)),
-            Stage(f"{s.vision} MDN-RNN", vision_dir(s), "rnn", lambda s=s: memory_trained(s),
+            Stage(f"{s.vision} MDN-RNN", vision_dir(s), "rnn", lambda s=s: memory_measured(s),
                   lambda s=s: rebuild_memory(s), rnn_path(s)),
         ]
         if s.controller_init == "dream":  # the dream warm start: CMA-ES in the dream first

@@ -143,7 +143,9 @@ def test_rnn_training_writes_model_log_initial_z_figures_and_metrics(tiny):
     assert responses["actions"]["steer_left"]["real"] > 1e-3  # 20 steps of full lock turn the view
     del metrics["action_usage"]  # an M measured before action_usage existed gets it on the next run
     (folder / "memory_metrics.json").write_text(json.dumps(metrics))
+    assert memory.memory_trained(config) and not memory.memory_measured(config)  # pipeline.py runs rnn_train again
     assert train_memory(config)["action_usage"]["responses"] == responses  # the probes replay exactly
+    assert memory.memory_measured(config)
 
 
 def test_the_held_action_probe_sees_no_response_from_an_m_that_ignores_actions(tiny):

@@ -446,6 +446,17 @@ def _with_action_usage(config, metrics, rnn, validation):
     return metrics
 
 
+def memory_measured(config):
+    """memory_trained, and its memory_metrics.json holds action_usage (an M trained before it existed does not:
+    rnn_train.py adds it without retraining)."""
+    if not memory_trained(config):
+        return False
+    try:
+        return "action_usage" in json.loads(memory_metrics_path(config).read_text())
+    except (OSError, ValueError):
+        return False
+
+
 def train_memory(config):
     """Train the MDN-RNN on the config's vision model's series (resuming a killed run); returns its metrics.
     An MDN-RNN already trained on this series is left as it is; one trained on another series is refused."""

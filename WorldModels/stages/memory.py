@@ -336,13 +336,13 @@ def prediction_pixel_errors(config, vision_model):
     return {key: float(np.mean(np.concatenate(values))) for key, values in sums.items()}
 
 
-def _prediction_figures(config, series, held_out, folder):
+def _prediction_figures(config, vision_model, series, held_out, folder):
     """PredictionFigures for the first held-out episode (frames from record/)."""
     index = int(np.flatnonzero(held_out)[0])
     length = int(series["length"][index])
     frames = load_episode(record_dir(config) / str(series["episode"][index]), keys=["obs"])["obs"]
     steps = np.linspace(0, length - 2, min(8, length - 1)).astype(int)
-    return PredictionFigures(load_vision_model(model_path(config, config.vision), config.z_size), frames,
+    return PredictionFigures(vision_model, frames,
                              series["mu"][index, :length].astype(np.float32),
                              series["action"][index, :length].astype(np.float32), steps, folder / "figures",
                              config.vision)
@@ -426,14 +426,22 @@ def memory_trained(config):
     return rnn_checkpoint(config).epochs_done() >= rnn_epochs(config)
 
 
+def _window(config):
+    """Steps of a training or validation window: rnn_max_seq_len inputs and their next-step targets."""
+    return config.rnn_max_seq_len + 1
+
+
 def _validation(config, series):
     """The held-out episodes' validation windows (data.validation_windows), as M is validated on."""
-    return validation_windows(series, np.flatnonzero(series["held_out"]), config.rnn_max_seq_len + 1, seed=config.seed)
+    return validation_windows(series, np.flatnonzero(series["held_out"]), _window(config), seed=config.seed)
 
 
-def _with_action_usage(config, metrics, rnn, validation):
+def _vision_model(config):
+    return load_vision_model(model_path(config, config.vision), config.z_size)
+
+
+def _with_action_usage(config, metrics, rnn, validation, vision_model):
     """metrics with action_usage (stages/action_usage.py) added, written to memory_metrics.json."""
-    vision_model = load_vision_model(model_path(config, config.vision), config.z_size)
     usage = action_usage(config, vision_model, rnn, validation)
     metrics = {**metrics, "action_usage": usage}
     write_json_atomic(memory_metrics_path(config), metrics)
@@ -471,13 +479,13 @@ def train_memory(config):
             print(f"MDN-RNN on the {config.vision} series: already trained; measuring how much it uses the actions "
                   f"(new in {memory_metrics_path(config).name})")
             series = load_series(config)
-            return _with_action_usage(config, metrics, load_rnn(rnn_path(config)), _validation(config, series))
+            return _with_action_usage(config, metrics, load_rnn(rnn_path(config)), _validation(config, series),
+                                      _vision_model(config))
         series = load_series(config)
         training, held_out = ~series["held_out"], series["held_out"]
         write_json_atomic(initial_z_path(config), {"mu": series["mu"][training, 0].astype(float).tolist(),
                                                       "logvar": series["logvar"][training, 0].astype(float).tolist()})
-        window = config.rnn_max_seq_len + 1
-        validation = _validation(config, series)
+        validation, vision_model = _validation(config, series), _vision_model(config)
         variance = baseline_variance(series["mu"][training], series["logvar"][training], series["length"][training])
         baseline = baseline_nll(validation["z"], validation["mu"], validation["mask"], variance)
         keras.utils.set_random_seed(config.seed)
@@ -495,11 +503,11 @@ def train_memory(config):
             keras.callbacks.CSVLogger(folder / "rnn_training_log.csv", append=True),
             keras.callbacks.TensorBoard(folder / "tensorboard" / "rnn", write_graph=False),
             keras.callbacks.TerminateOnNaN(),
-            _prediction_figures(config, series, held_out, folder),
+            _prediction_figures(config, vision_model, series, held_out, folder),
             checkpoint,
         ]
         history = model.fit(
-            sequence_dataset(series, np.flatnonzero(training), window, config.rnn_batch_size,
+            sequence_dataset(series, np.flatnonzero(training), _window(config), config.rnn_batch_size,
                              seed=config.seed + initial_epoch),
             epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=config.rnn_validation_every,
             validation_data=tf.data.Dataset.from_tensor_slices(validation).batch(config.rnn_batch_size),
@@ -514,7 +522,7 @@ def train_memory(config):
                                     return_dict=True, verbose=0)
         metrics = {"vision": config.vision, "val_z_nll": evaluation["z_nll"], "val_baseline_nll": baseline,
                    **{f"val_{key}": value for key, value in evaluation.items() if key in ("reward_loss", "done_loss")}}
-        metrics = _with_action_usage(config, metrics, model, validation)
+        metrics = _with_action_usage(config, metrics, model, validation, vision_model)
     print(f"held-out NLL per latent dimension: MDN-RNN {metrics['val_z_nll']:.4f}, baseline z_(t+1) = mu_t "
           f"{baseline:.4f}\nmodel {rnn_path(config)}; log {folder / 'rnn_training_log.csv'}; "
           f"initial z {initial_z_path(config)}; figures {folder / 'figures'}")
